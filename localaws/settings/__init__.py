@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,19 @@ def resolve_settings(
     if write_env_file:
         render_env_file(project_dir, state_dir, env_file, layers)
         layers = collect_layers(project_dir, env_file, project_settings, flags, environ)
-    return build_settings(project_dir, state_dir, env_file, layers)
+    settings = build_settings(project_dir, state_dir, env_file, layers)
+    if settings.postgres_server == "auto":
+        settings = settings.replace(postgres_server=choose_postgres_server(settings))
+    return settings
+
+
+def choose_postgres_server(settings: Settings) -> str:
+    """Resolve POSTGRES_SERVER=auto: the system server when its port accepts connections, else a private one."""
+    try:
+        with socket.create_connection((settings.bind_host, settings.postgres_system_port), timeout=1):
+            return "system"
+    except OSError:
+        return "container"
 
 
 def render_env_file(project_dir: Path, state_dir: Path, env_file: Path, layers: Layers) -> bool:
@@ -85,6 +98,8 @@ def render_env_file(project_dir: Path, state_dir: Path, env_file: Path, layers: 
         layers.env_file_lines, layers.env_file_extra,
     )
     settings = build_settings(project_dir, state_dir, env_file, persisted, include_environment=False)
+    if settings.postgres_server == "auto":
+        settings = settings.replace(postgres_server=choose_postgres_server(settings))
 
     values = settings.key_values()
     context = {
@@ -98,10 +113,9 @@ def render_env_file(project_dir: Path, state_dir: Path, env_file: Path, layers: 
     text = render_template(project_dir / "templates", ENV_TEMPLATE, context,
                            filters={"envquote": quote_env_value})
 
-    if env_file.exists():
-        if env_file.read_text(encoding="utf-8") == text:
-            if env_file.stat().st_mode & 0o077:
-                os.chmod(env_file, 0o600)
-            return False
+    if env_file.exists() and env_file.read_text(encoding="utf-8") == text:
+        if env_file.stat().st_mode & 0o077:
+            os.chmod(env_file, 0o600)
+        return False
     write_private_file(env_file, text)
     return True

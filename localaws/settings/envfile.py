@@ -39,7 +39,7 @@ def read_env_file(path: Path, environ: Mapping[str, str] | None = None) -> dict[
     values: dict[str, tuple[str, int]] = {}
 
     for binding in parse_stream(io.StringIO(text)):
-        line = binding.original.line
+        line = _statement_line(binding.original.string, binding.original.line)
         if binding.error:
             statement = binding.original.string.strip().splitlines()[0]
             raise FileLineError(
@@ -56,6 +56,16 @@ def read_env_file(path: Path, environ: Mapping[str, str] | None = None) -> dict[
         values[binding.key] = (value, line)
 
     return values
+
+
+def _statement_line(original: str, first_line: int) -> int:
+    # python-dotenv counts from the first blank line it folds into the statement.
+    skipped = 0
+    for text in original.splitlines():
+        if text.strip():
+            break
+        skipped += 1
+    return first_line + skipped
 
 
 def _is_single_quoted(statement: str) -> bool:

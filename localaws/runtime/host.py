@@ -1,0 +1,184 @@
+"""The host runtime: services as processes under supervisord."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from localaws.errors import ServiceError
+from localaws.runtime.health import probe_postgres
+from localaws.runtime.ports import check_ports, process_tree
+from localaws.runtime.services import Service, private_dir, stack_services
+from localaws.runtime.supervisor import Supervisor, paths, write_config
+from localaws.settings import Settings
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """State of one service as `stack.status` shows it."""
+
+    name: str
+    title: str
+    state: str
+    pid: int | None
+    ports: list[int]
+    healthy: bool
+    health: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def require_system_postgres(settings: Settings) -> None:
+    """Raise unless the machine's PostgreSQL answers on its port, saying how to start it."""
+    if settings.postgres_server != "system":
+        return
+    health = probe_postgres(settings)
+    if health.healthy:
+        return
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    version = versions[-1].parent.parent.name if versions else "<version>"
+    raise ServiceError(
+        f"POSTGRES_SERVER is system, but {health.detail}. Start the system server with "
+        f"`pg_ctlcluster {version} main start` (or `service postgresql start`), or use a private "
+        "cluster on its own port with `invoke stack.up --set POSTGRES_SERVER=container`."
+    )
+
+
+def _records(supervisor: Supervisor) -> dict[str, dict[str, Any]]:
+    return {record["name"]: record for record in supervisor.processes()}
+
+
+def up(settings: Settings, report: Report, timeout: float = 60.0) -> None:
+    """Start every service that is not running yet and wait until all are ready.
+
+    Ports are checked for every service to be started before anything starts,
+    so a port in use leaves the machine as it was.
+    """
+    services = stack_services(settings)
+    supervisor = Supervisor(settings)
+    private_dir(settings.state_dir, 0o711)
+
+    records = _records(supervisor)
+    running = {name for name, record in records.items() if record["statename"] == "RUNNING"}
+    to_start = [service for service in services if service.name not in running]
+    own_pids = process_tree(record["pid"] for record in records.values() if record["pid"])
+
+    require_system_postgres(settings)
+    check_ports([claim for service in to_start for claim in service.ports], own_pids)
+
+    for service in services:
+        if service.name in running:
+            report(f"{service.title}: already running (pid {records[service.name]['pid']})")
+    for service in to_start:
+        if service.prepare is not None:
+            service.prepare()
+
+    changed = write_config(settings, services)
+    if not supervisor.is_running():
+        supervisor.start_daemon()
+    else:
+        if changed:
+            supervisor.update()
+        for service in to_start:
+            supervisor.start(service.name)
+
+    for service in to_start:
+        report(f"{service.title}: started")
+    wait(settings, timeout, report)
+
+
+def wait(settings: Settings, timeout: float, report: Report | None = None) -> list[ServiceStatus]:
+    """Wait until every service answers its probe; raise `ServiceError` naming those that do not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = status(settings)
+        failed = [item for item in statuses if item.state in ("FATAL", "BACKOFF", "EXITED", "STOPPED")]
+        pending = [item for item in statuses if not item.healthy]
+        if not pending:
+            if report is not None:
+                for item in statuses:
+                    report(f"{item.title}: ready ({item.health})")
+            return statuses
+        if failed and all(item.state in ("FATAL", "EXITED", "STOPPED") for item in failed):
+            break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+
+    lines = []
+    for item in pending:
+        log = paths(settings).log_dir / f"{item.name}.log"
+        lines.append(f"{item.title}: {item.state}, {item.health}\n{_tail(log, 15)}")
+    raise ServiceError(
+        "not ready within {:.0f} s:\n{}\nSee the logs with `invoke stack.logs --service NAME`.".format(
+            timeout, "\n".join(lines))
+    )
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Report every service of the stack: supervisor state, pid, ports and probe result."""
+    records = _records(Supervisor(settings))
+    statuses = []
+    for service in stack_services(settings):
+        record = records.get(service.name)
+        state = record["statename"] if record else "NOT STARTED"
+        pid = record["pid"] if record and record["pid"] else None
+        health = service.probe() if state == "RUNNING" else None
+        statuses.append(ServiceStatus(
+            name=service.name,
+            title=service.title,
+            state=state,
+            pid=pid,
+            ports=[claim.port for claim in service.ports],
+            healthy=bool(health and health.healthy),
+            health=health.detail if health else "not running",
+        ))
+    return statuses
+
+
+def down(settings: Settings, report: Report) -> None:
+    """Stop every service and supervisord; data in the state folder stays."""
+    supervisor = Supervisor(settings)
+    if supervisor.shutdown():
+        report("stack stopped; its data stays in " + str(settings.state_dir))
+    else:
+        report("stack was not running")
+
+
+def services_by_name(settings: Settings) -> dict[str, Service]:
+    return {service.name: service for service in stack_services(settings)}
+
+
+def log_file(settings: Settings, name: str) -> Path:
+    return paths(settings).log_dir / f"{name}.log"
+
+
+def follow(path: Path, lines: int) -> Iterator[str]:
+    """Yield the last `lines` lines of `path`, then new lines as they are written."""
+    yield from _tail(path, lines).splitlines(keepends=True)
+    position = path.stat().st_size if path.exists() else 0
+    while True:
+        if path.exists():
+            size = path.stat().st_size
+            if size < position:
+                position = 0
+            if size > position:
+                with path.open("r", encoding="utf-8", errors="replace") as handle:
+                    handle.seek(position)
+                    chunk = handle.read()
+                    position = handle.tell()
+                yield from chunk.splitlines(keepends=True)
+        time.sleep(0.25)
+
+
+def _tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        return "".join(handle.readlines()[-lines:])
