@@ -7,7 +7,6 @@ from invoke.context import Context
 
 from localaws.collections._base import SET_HELP, load_settings, reports_errors, say
 from localaws.database.setup import setup_database
-from localaws.runtime.host import require_system_postgres
 
 
 @task(iterable=["set_"], help={"set_": SET_HELP})
@@ -15,9 +14,8 @@ from localaws.runtime.host import require_system_postgres
 def setup(c: Context, set_: list[str] | None = None) -> None:
     """Create the application role and database, and apply pending migrations from sql/."""
     settings = load_settings(c, set_ or ())
-    require_system_postgres(settings)
     result = setup_database(settings, settings.project_dir / "sql")
-    for line in result.lines():
+    for line in result.lines(settings):
         say(line)
 
 

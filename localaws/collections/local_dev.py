@@ -37,7 +37,7 @@ def local_dev(c: Context, set_: list[str] | None = None, postgres: str | None = 
     host.up(settings, say, timeout)
 
     step("database")
-    for line in setup_database(settings, settings.project_dir / "sql").lines():
+    for line in setup_database(settings, settings.project_dir / "sql").lines(settings):
         say(line)
 
     step("verify")

@@ -67,7 +67,8 @@ def logs(c: Context, service: str | None = None, follow: bool = False, lines: in
         return
     for name in names:
         say(f"==> {host.log_file(settings, name)} <==")
-        sys.stdout.write(host._tail(host.log_file(settings, name), lines))
+        text = host.tail(host.log_file(settings, name), lines)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 @task(help={"timeout": "Seconds to wait; default 60."})

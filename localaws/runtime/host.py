@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws.errors import ServiceError
-from localaws.runtime.health import probe_postgres
+from localaws.database.admin import require_server
 from localaws.runtime.ports import check_ports, process_tree
 from localaws.runtime.services import Service, private_dir, stack_services
 from localaws.runtime.supervisor import Supervisor, paths, write_config
@@ -34,22 +34,6 @@ class ServiceStatus:
         return asdict(self)
 
 
-def require_system_postgres(settings: Settings) -> None:
-    """Raise unless the machine's PostgreSQL answers on its port, saying how to start it."""
-    if settings.postgres_server != "system":
-        return
-    health = probe_postgres(settings)
-    if health.healthy:
-        return
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    version = versions[-1].parent.parent.name if versions else "<version>"
-    raise ServiceError(
-        f"POSTGRES_SERVER is system, but {health.detail}. Start the system server with "
-        f"`pg_ctlcluster {version} main start` (or `service postgresql start`), or use a private "
-        "cluster on its own port with `invoke stack.up --set POSTGRES_SERVER=container`."
-    )
-
-
 def _records(supervisor: Supervisor) -> dict[str, dict[str, Any]]:
     return {record["name"]: record for record in supervisor.processes()}
 
@@ -69,7 +53,8 @@ def up(settings: Settings, report: Report, timeout: float = 60.0) -> None:
     to_start = [service for service in services if service.name not in running]
     own_pids = process_tree(record["pid"] for record in records.values() if record["pid"])
 
-    require_system_postgres(settings)
+    if settings.postgres_server == "system":
+        require_server(settings)
     check_ports([claim for service in to_start for claim in service.ports], own_pids)
 
     for service in services:
@@ -77,7 +62,7 @@ def up(settings: Settings, report: Report, timeout: float = 60.0) -> None:
             report(f"{service.title}: already running (pid {records[service.name]['pid']})")
     for service in to_start:
         if service.prepare is not None:
-            service.prepare()
+            service.prepare(report)
 
     changed = write_config(settings, services)
     if not supervisor.is_running():
@@ -114,7 +99,7 @@ def wait(settings: Settings, timeout: float, report: Report | None = None) -> li
     lines = []
     for item in pending:
         log = paths(settings).log_dir / f"{item.name}.log"
-        lines.append(f"{item.title}: {item.state}, {item.health}\n{_tail(log, 15)}")
+        lines.append(f"{item.title}: {item.state}, {item.health}\n{tail(log, 15)}")
     raise ServiceError(
         "not ready within {:.0f} s:\n{}\nSee the logs with `invoke stack.logs --service NAME`.".format(
             timeout, "\n".join(lines))
@@ -161,7 +146,7 @@ def log_file(settings: Settings, name: str) -> Path:
 
 def follow(path: Path, lines: int) -> Iterator[str]:
     """Yield the last `lines` lines of `path`, then new lines as they are written."""
-    yield from _tail(path, lines).splitlines(keepends=True)
+    yield from tail(path, lines).splitlines(keepends=True)
     position = path.stat().st_size if path.exists() else 0
     while True:
         if path.exists():
@@ -177,7 +162,7 @@ def follow(path: Path, lines: int) -> Iterator[str]:
         time.sleep(0.25)
 
 
-def _tail(path: Path, lines: int) -> str:
+def tail(path: Path, lines: int) -> str:
     if not path.exists():
         return f"(no log at {path})"
     with path.open("r", encoding="utf-8", errors="replace") as handle:

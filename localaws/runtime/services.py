@@ -27,7 +27,8 @@ class Service:
     probe: Callable[[], Health]
     environment: dict[str, str] = field(default_factory=dict)
     user: str | None = None
-    prepare: Callable[[], None] | None = None
+    # Creates what the service needs before its first start; reports slow steps through its argument.
+    prepare: Callable[[Callable[[str], None]], None] | None = None
     stop_signal: str = "TERM"
     stop_wait: int = 10
 
@@ -55,11 +56,14 @@ def emulator_service(settings: Settings) -> Service:
         "LOG_LEVEL": "INFO",
     }
 
-    def prepare() -> None:
+    def prepare(report: Callable[[str], None]) -> None:
         private_dir(root)
         for name in ("state", "s3", "tmp"):
             private_dir(root / name)
-        emulator.ensure_installed(settings)
+        if emulator.installed_version(settings) != settings.emulator_version:
+            report(f"installing MiniStack {settings.emulator_version} into {settings.emulator_venv_path} "
+                   "(first use only)")
+            emulator.ensure_installed(settings)
 
     return Service(
         name="emulator",
@@ -94,7 +98,7 @@ def mail_service(settings: Settings) -> Service:
         ],
         probe=lambda: probe_mail(settings),
         environment={"PYTHONUNBUFFERED": "1"},
-        prepare=lambda: private_dir(store) and None,
+        prepare=lambda report: private_dir(store) and None,
     )
 
 
@@ -109,7 +113,7 @@ def postgres_service(settings: Settings) -> Service:
         probe=lambda: probe_postgres(settings),
         # PostgreSQL refuses to run as root.
         user="postgres" if os.geteuid() == 0 else None,
-        prepare=lambda: cluster.ensure_cluster(settings),
+        prepare=lambda report: cluster.ensure_cluster(settings) and None,
         # SIGINT is PostgreSQL's fast shutdown: it rolls back open transactions and stops at once.
         stop_signal="INT",
         stop_wait=30,
