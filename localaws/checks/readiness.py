@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -83,7 +84,9 @@ def check_processes(settings: Settings) -> Iterator[CheckResult]:
         yield CheckResult(
             f"process {item.name}", passed,
             f"{item.state}" + (f", pid {item.pid}" if item.pid else ""),
-            "" if passed else f"run `invoke stack.up`; if it keeps failing, `invoke stack.logs --service {item.name}`",
+            "" if passed else (
+                f"run `invoke stack.up`; if it keeps failing, `invoke stack.logs --service {item.name}`"
+            ),
         )
 
 
@@ -134,7 +137,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     results.append(_timed("emulator health", lambda: _from_health(
         "emulator health", probe_emulator(settings), "run `invoke stack.up`")))
     for service in settings.required_aws_services:
-        results.append(_timed(f"aws {service}", lambda service=service: check_aws_service(settings, service)))
+        results.append(_timed(f"aws {service}", functools.partial(check_aws_service, settings, service)))
     results.append(_timed("postgres login", lambda: check_database_login(settings)))
     results.append(_timed("database schema", lambda: check_migrations(settings)))
     results.append(_timed("mail smtp", lambda: _from_health(

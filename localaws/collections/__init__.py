@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from localaws.collections import db, email, stack
 from localaws.collections.local_dev import local_dev

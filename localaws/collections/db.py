@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
+from invoke.tasks import task
 
 from localaws.collections._base import SET_HELP, load_settings, reports_errors, say
 from localaws.database.setup import setup_database

@@ -5,8 +5,9 @@ from __future__ import annotations
 import email.header
 from typing import Any
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
+from invoke.tasks import task
 
 from localaws.collections._base import load_settings, print_json, reports_errors, say
 from localaws.errors import ConfigError, ToolkitError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from invoke import task
 from invoke.context import Context
+from invoke.tasks import task
 
 from localaws.checks.readiness import run_checks
 from localaws.collections._base import SET_HELP, load_settings, reports_errors, say

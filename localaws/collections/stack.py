@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
+from invoke.tasks import task
 
 from localaws.collections._base import SET_HELP, load_settings, print_json, reports_errors, say
 from localaws.errors import ConfigError

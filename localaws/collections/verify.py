@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from invoke import task
 from invoke.context import Context
+from invoke.tasks import task
 
 from localaws.checks.readiness import CheckResult, run_checks
 from localaws.collections._base import load_settings, print_json, reports_errors, say

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from localaws.errors import ServiceError
 from localaws.database.admin import require_server
+from localaws.errors import ServiceError
 from localaws.runtime.ports import check_ports, process_tree
 from localaws.runtime.services import Service, private_dir, stack_services
 from localaws.runtime.supervisor import Supervisor, paths, write_config

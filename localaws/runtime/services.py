@@ -40,6 +40,10 @@ def private_dir(path: Path, mode: int = 0o700) -> Path:
     return path
 
 
+def _discard(_: object) -> None:
+    return None
+
+
 def emulator_service(settings: Settings) -> Service:
     root = settings.state_dir / "emulator"
     environment = {
@@ -98,7 +102,7 @@ def mail_service(settings: Settings) -> Service:
         ],
         probe=lambda: probe_mail(settings),
         environment={"PYTHONUNBUFFERED": "1"},
-        prepare=lambda report: private_dir(store) and None,
+        prepare=lambda report: _discard(private_dir(store)),
     )
 
 
@@ -113,7 +117,7 @@ def postgres_service(settings: Settings) -> Service:
         probe=lambda: probe_postgres(settings),
         # PostgreSQL refuses to run as root.
         user="postgres" if os.geteuid() == 0 else None,
-        prepare=lambda report: cluster.ensure_cluster(settings) and None,
+        prepare=lambda report: _discard(cluster.ensure_cluster(settings)),
         # SIGINT is PostgreSQL's fast shutdown: it rolls back open transactions and stops at once.
         stop_signal="INT",
         stop_wait=30,

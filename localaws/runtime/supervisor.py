@@ -64,10 +64,18 @@ def _supervisor_command(command: list[str]) -> str:
 
 
 def _supervisor_environment(environment: Mapping[str, str]) -> str:
+    # supervisord splits this value with a non-POSIX shlex: quotes have no escapes and are
+    # stripped from both ends, so a value may contain one kind of quote but not start or end with one.
     pairs = []
     for key, value in environment.items():
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
-        pairs.append(f'{key}="{escaped}"')
+        quote = '"' if '"' not in value else "'"
+        quoted_at_an_end = bool(value) and (value[0] in "'\"" or value[-1] in "'\"")
+        if quote in value or quoted_at_an_end:
+            raise ServiceError(
+                f"environment variable {key} has a value supervisord cannot represent "
+                "(both quote kinds, or a quote at either end). Change the setting it comes from."
+            )
+        pairs.append(f"{key}={quote}{value.replace('%', '%%')}{quote}")
     return ",".join(pairs)
 
 

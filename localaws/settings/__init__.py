@@ -75,7 +75,7 @@ def resolve_settings(
 
 
 def choose_postgres_server(settings: Settings) -> str:
-    """Resolve POSTGRES_SERVER=auto: the system server when its port accepts connections, else a private one."""
+    """Resolve POSTGRES_SERVER=auto: system when its port accepts connections, else a private cluster."""
     try:
         with socket.create_connection((settings.bind_host, settings.postgres_system_port), timeout=1):
             return "system"

@@ -46,7 +46,7 @@ def emulator_cache() -> Path:
 def make_state_dir(prefix: str) -> Path:
     """Create a state folder the postgres user can traverse (pytest's own tmp folders are 0700)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chmod(path, 0o711)
+    os.chmod(path, 0o711)  # noqa: S103 - traverse only, so the postgres user reaches its data folder.
     return path
 
 

@@ -1,0 +1,203 @@
+"""Measure time-to-ready, re-run time and memory of the local stack.
+
+Runs the real `invoke` tasks in subprocesses against a stack of its own
+(private state folder, env file and free loopback ports), so a developer's
+running environment is untouched. Prints medians over several runs, and the
+ratio of the toolkit's warm start to a baseline measured in the same run:
+the same three programs started by hand as plain subprocesses and polled
+until they answer, with no supervisor, preflight or settings work.
+
+Usage: .venv/bin/python benchmarks/bench.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from localaws.database import cluster  # noqa: E402
+from localaws.runtime import emulator  # noqa: E402
+from localaws.runtime.health import probe_emulator, probe_mail, probe_postgres  # noqa: E402
+from localaws.runtime.supervisor import Supervisor  # noqa: E402
+from localaws.settings import Settings, resolve_settings  # noqa: E402
+
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(root: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TOOLKIT_STATE_DIR": str(root / "state"),
+        "TOOLKIT_ENV_FILE": str(root / ".env.localstack"),
+        "EMULATOR_PORT": str(free_port()),
+        "MAIL_SMTP_PORT": str(free_port()),
+        "MAIL_HTTP_PORT": str(free_port()),
+        "POSTGRES_SERVER": "container",
+        "POSTGRES_PRIVATE_PORT": str(free_port()),
+    }
+
+
+def invoke(env: dict[str, str], *arguments: str) -> float:
+    started = time.perf_counter()
+    result = subprocess.run([INVOKE, *arguments], cwd=PROJECT, env=env, capture_output=True, text=True,
+                            check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"invoke {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+class MemorySampler:
+    """Sample the summed resident memory of supervisord and all its descendants."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.supervisor = Supervisor(settings)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pid = self.supervisor.daemon_pid()
+            if pid is not None:
+                try:
+                    root = psutil.Process(pid)
+                    processes = [root, *root.children(recursive=True)]
+                    total = sum(process.memory_info().rss for process in processes)
+                    self.peak = max(self.peak, total)
+                except psutil.NoSuchProcess:
+                    pass
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def wait_until(probes: list[Callable[[], bool]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(probe() for probe in probes):
+        if time.monotonic() > deadline:
+            raise SystemExit("baseline services did not become ready")
+        time.sleep(0.05)
+
+
+@contextmanager
+def hand_started(settings: Settings) -> Iterator[float]:
+    """Start the three programs as bare subprocesses, as one would by hand; yield the time to ready."""
+    root = settings.state_dir
+    logs = root / "baseline-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    postgres_user = "postgres" if os.geteuid() == 0 else None
+    emulator_env = {
+        **os.environ, "BIND_HOST": settings.bind_host, "GATEWAY_PORT": str(settings.emulator_port),
+        "PERSIST_STATE": "1", "S3_PERSIST": "1", "STATE_DIR": str(root / "emulator" / "state"),
+        "S3_DATA_DIR": str(root / "emulator" / "s3"), "TMPDIR": str(root / "emulator" / "tmp"),
+    }
+    mail_command = [sys.executable, "-m", "localaws.mail", "--bind", settings.bind_host,
+                    "--smtp-port", str(settings.smtp_port), "--http-port", str(settings.mail_http_port),
+                    "--store-dir", str(root / "mail")]
+
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(cluster.server_command(settings), user=postgres_user,
+                         stdout=(logs / "postgres.log").open("w"), stderr=subprocess.STDOUT),
+        subprocess.Popen([str(emulator.executable(settings))], env=emulator_env,
+                         stdout=(logs / "emulator.log").open("w"), stderr=subprocess.STDOUT),
+        subprocess.Popen(mail_command, cwd=PROJECT, stdout=(logs / "mail.log").open("w"),
+                         stderr=subprocess.STDOUT),
+    ]
+    try:
+        wait_until([
+            lambda: probe_postgres(settings).healthy,
+            lambda: probe_emulator(settings).healthy,
+            lambda: probe_mail(settings).healthy,
+        ])
+        yield time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def summary(values: list[float]) -> str:
+    return (f"median {statistics.median(values):7.2f} s   min {min(values):6.2f} s   "
+            f"max {max(values):6.2f} s   (n={len(values)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="Runs per measurement; default 3.")
+    arguments = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="localaws-bench-", dir="/tmp"))
+    os.chmod(root, 0o711)  # noqa: S103 - traverse only, so the postgres user reaches its data folder.
+    env = environment(root)
+    cold: list[float] = []
+    warm: list[float] = []
+    verify: list[float] = []
+    baseline: list[float] = []
+
+    try:
+        for _ in range(arguments.runs):
+            shutil.rmtree(root / "state", ignore_errors=True)
+            cold.append(invoke(env, "local-dev"))
+            invoke(env, "stack.down")
+
+        settings = resolve_settings(PROJECT, {}, {}, env, write_env_file=False)
+        sampler = MemorySampler(settings)
+        with sampler:
+            for _ in range(arguments.runs):
+                warm.append(invoke(env, "stack.up"))
+                verify.append(invoke(env, "verify"))
+                invoke(env, "stack.down")
+            invoke(env, "stack.up")
+            for _ in range(arguments.runs):
+                verify.append(invoke(env, "verify"))
+            invoke(env, "stack.down")
+
+        for _ in range(arguments.runs):
+            with hand_started(settings) as elapsed:
+                baseline.append(elapsed)
+    finally:
+        subprocess.run([INVOKE, "stack.down"], cwd=PROJECT, env=env, capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"cold local-dev (state folder removed, pip cache warm)  {summary(cold)}")
+    print(f"warm stack.up after stack.down                       {summary(warm)}")
+    print(f"verify                                               {summary(verify)}")
+    print(f"baseline: same programs started by hand to ready     {summary(baseline)}")
+    ratio = statistics.median(warm) / statistics.median(baseline)
+    print(f"ratio warm stack.up / baseline (medians)             {ratio:7.2f}")
+    print(f"peak memory of the stack's processes together        {sampler.peak / 2**20:7.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
