@@ -17,6 +17,9 @@ from localaws.settings import Settings
 
 Report = Callable[[str], None]
 
+# supervisord states from which a program does not start again by itself.
+_GAVE_UP = ("FATAL", "EXITED", "STOPPED")
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -83,18 +86,17 @@ def wait(settings: Settings, timeout: float, report: Report | None = None) -> li
     deadline = time.monotonic() + timeout
     while True:
         statuses = status(settings)
-        failed = [item for item in statuses if item.state in ("FATAL", "BACKOFF", "EXITED", "STOPPED")]
         pending = [item for item in statuses if not item.healthy]
         if not pending:
             if report is not None:
                 for item in statuses:
                     report(f"{item.title}: ready ({item.health})")
             return statuses
-        if failed and all(item.state in ("FATAL", "EXITED", "STOPPED") for item in failed):
+        if any(item.state in _GAVE_UP for item in pending):
             break
         if time.monotonic() >= deadline:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
 
     lines = []
     for item in pending:
@@ -114,7 +116,8 @@ def status(settings: Settings) -> list[ServiceStatus]:
         record = records.get(service.name)
         state = record["statename"] if record else "NOT STARTED"
         pid = record["pid"] if record and record["pid"] else None
-        health = service.probe() if state == "RUNNING" else None
+        # A program stays STARTING for supervisord's startsecs even when it already answers.
+        health = service.probe() if state in ("RUNNING", "STARTING") else None
         statuses.append(ServiceStatus(
             name=service.name,
             title=service.title,

@@ -35,7 +35,7 @@ DEFAULT_STATE_DIR = ".state"
 
 def _locate(project_dir: Path, value: str | None, default: str) -> Path:
     path = Path(value or default).expanduser()
-    return path if path.is_absolute() else project_dir / path
+    return (path if path.is_absolute() else project_dir / path).resolve()
 
 
 def resolve_settings(
@@ -53,6 +53,7 @@ def resolve_settings(
     `write_env_file`, the env file is rendered first, keeping values already in it.
     """
     environ = os.environ if environ is None else environ
+    project_dir = project_dir.resolve()
     project_settings = dict(project_settings or {})
     flags = dict(flags or {})
 
