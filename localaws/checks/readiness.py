@@ -80,7 +80,7 @@ def _from_health(name: str, health: Health, fix: str) -> CheckResult:
 
 def check_processes(settings: Settings) -> Iterator[CheckResult]:
     for item in host.status(settings):
-        passed = item.state == "RUNNING"
+        passed = item.state in ("RUNNING", "STARTING")
         yield CheckResult(
             f"process {item.name}", passed,
             f"{item.state}" + (f", pid {item.pid}" if item.pid else ""),
