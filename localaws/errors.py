@@ -1,8 +1,8 @@
 """Exception tree of the toolkit.
 
 Every error a user can cause or fix derives from `ToolkitError`. Its message
-says what failed, on which value, and what to do next; the task layer prints
-it without a traceback and exits non-zero.
+states what failed, on which value, and what to do next. The task layer prints
+it without a traceback and exits with status 1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every task shares: settings from the Invoke context, errors as exit codes, output."""
+"""Helpers shared by every task: settings from the Invoke context, errors as exit codes, output."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Probe whether each service answers, without changing anything."""
+"""Probe whether each service responds, without changing anything."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ TIMEOUT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Health:
-    """Outcome of one probe: whether the service answered, and what it said or why not."""
+    """Outcome of one probe: whether the service responded, with its response or the failure."""
 
     healthy: bool
     detail: str

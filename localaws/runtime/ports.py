@@ -1,4 +1,4 @@
-"""Check that the stack's ports are free and name whoever holds one."""
+"""Check that the stack's ports are free, and name the process listening on a taken one."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class PortClaim:
 
 @dataclass(frozen=True)
 class PortHolder:
-    """The process listening on a port, as far as the operating system tells."""
+    """The process listening on a port, as far as the operating system reports it."""
 
     pid: int | None
     command: str

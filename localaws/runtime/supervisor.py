@@ -1,8 +1,8 @@
 """Run and control supervisord for the host runtime.
 
 The configuration is rendered from `templates/supervisord.conf.j2` into the
-state folder; the toolkit talks to supervisord over its private Unix socket
-with the XML-RPC interface that `supervisorctl` uses.
+state folder. The toolkit calls supervisord over its private Unix socket with
+the XML-RPC interface that `supervisorctl` uses.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class Supervisor:
                 return
             time.sleep(0.05)
         raise ServiceError(
-            f"supervisord did not answer on {self.paths.socket} within {timeout:.0f} s. "
+            f"supervisord did not respond on {self.paths.socket} within {timeout:.0f} s. "
             f"See {self.paths.log_dir / 'supervisord.log'}."
         )
 

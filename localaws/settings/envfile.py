@@ -1,9 +1,9 @@
 """Read and write `.env` files with docker compose's `env_file` rules.
 
-Parsing is python-dotenv's; this module adds what compose does on top of it
-and what dotenv only warns about: a malformed line is an error naming the file
-and the line, and `${VAR}` interpolation skips single-quoted values, so a `$`
-inside single quotes stays literal.
+python-dotenv parses the lines. This module adds two rules of compose that
+dotenv lacks. A malformed line is an error naming the file and the line,
+where dotenv only warns. `${VAR}` interpolation skips single-quoted values, so
+a `$` inside single quotes stays literal.
 """
 
 from __future__ import annotations

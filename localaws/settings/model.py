@@ -191,7 +191,7 @@ class Settings:
         }
 
     def key_values(self) -> dict[str, str]:
-        """Every setting as its env-file string, derived values excluded."""
+        """Return every setting as its env-file string, derived values excluded."""
         values = {}
         for spec in SPECS:
             value = getattr(self, spec.attribute)
