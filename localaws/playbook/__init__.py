@@ -1,0 +1,1 @@
+"""An Ansible-style playbook engine: YAML tasks, each calling one idempotent module."""

@@ -1,0 +1,1 @@
+"""Playbook modules. Importing this package registers every module in `base.REGISTRY`."""
