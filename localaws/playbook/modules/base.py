@@ -52,6 +52,9 @@ class ModuleContext:
     # Folder for build artifacts (Lambda zips and their dependency caches), inside the state folder.
     build_dir: Path
     client: Callable[[str], Any]
+    # Interpreter that Lambda dependencies are built for on the `local` target: the emulator runs
+    # functions on its own virtualenv's Python.
+    build_python: Path | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
 
 
