@@ -89,6 +89,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("REQUIRED_AWS_SERVICES", "required_aws_services", _word_list,
          "s3 secretsmanager kms iam lambda apigateway cognito-idp ses logs rds sts",
          "AWS services that readiness checks with one real call each."),
+    Spec("AWS_ALLOWED_ACCOUNT_IDS", "aws_allowed_account_ids", _word_list, "",
+         "AWS account ids the `aws` target may change; empty allows none."),
     Spec("MAIL_SMTP_PORT", "smtp_port", _port, "1025", "SMTP port of the mail catcher."),
     Spec("MAIL_HTTP_PORT", "mail_http_port", _port, "8025", "Web page and API port of the mail catcher."),
     Spec("POSTGRES_SERVER", "postgres_server", _choice(*POSTGRES_SERVERS), "system",
@@ -137,6 +139,7 @@ class Settings:
     emulator_venv: str = ""
     emulator_code_checking: bool = False
     required_aws_services: tuple[str, ...] = ()
+    aws_allowed_account_ids: tuple[str, ...] = ()
     smtp_port: int = 1025
     mail_http_port: int = 8025
     postgres_server: str = "system"
