@@ -46,3 +46,11 @@ class DatabaseError(ToolkitError):
 
 class MigrationError(DatabaseError):
     """A migration failed or differs from the version already applied."""
+
+
+class PlaybookError(ConfigError):
+    """A playbook is invalid or cannot start; `problems` lists each problem as `file:line: message`."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        self.problems = problems
+        super().__init__(message)
