@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from localaws.settings.envfile import quote_env_value, read_env_file, write_private_file
+from localaws.settings.envfile import quote_env_value, read_env_file, update_env_text, write_private_file
 from localaws.settings.model import (
     DERIVED_KEYS,
     SPECS,
@@ -85,11 +85,12 @@ def choose_postgres_server(settings: Settings) -> str:
 
 
 def render_env_file(project_dir: Path, state_dir: Path, env_file: Path, layers: Layers) -> bool:
-    """Render the env file from `templates/`, keeping every value a user put in it.
+    """Create the env file from `templates/`, or update the values in it that must change.
 
-    Environment variables are not written: they apply to one command only.
-    Task flags are written, so `--set KEY=VALUE` persists. Returns whether the
-    file changed.
+    An existing file is edited in place, so the user's comments, quoting and
+    own variables stay. Environment variables are not written: they apply to
+    one command only. Task flags are written, so `--set KEY=VALUE` persists.
+    Returns whether the file changed.
     """
     file_values = dict(layers.env_file)
     if "DB_PASSWORD" not in file_values and "DB_PASSWORD" not in layers.flags:
@@ -103,6 +104,16 @@ def render_env_file(project_dir: Path, state_dir: Path, env_file: Path, layers: 
         settings = settings.replace(postgres_server=choose_postgres_server(settings))
 
     values = settings.key_values()
+    if env_file.exists():
+        text = env_file.read_text(encoding="utf-8")
+        updated = update_env_text(env_file, text, {**values, **settings.derived_values()})
+        if env_file.stat().st_mode & 0o077:
+            os.chmod(env_file, 0o600)
+        if updated == text:
+            return False
+        write_private_file(env_file, updated)
+        return True
+
     context = {
         "settings": settings,
         "values": values,
@@ -113,10 +124,5 @@ def render_env_file(project_dir: Path, state_dir: Path, env_file: Path, layers: 
     }
     text = render_template(project_dir / "templates", ENV_TEMPLATE, context,
                            filters={"envquote": quote_env_value})
-
-    if env_file.exists() and env_file.read_text(encoding="utf-8") == text:
-        if env_file.stat().st_mode & 0o077:
-            os.chmod(env_file, 0o600)
-        return False
     write_private_file(env_file, text)
     return True

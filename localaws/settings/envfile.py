@@ -58,6 +58,39 @@ def read_env_file(path: Path, environ: Mapping[str, str] | None = None) -> dict[
     return values
 
 
+def update_env_text(path: Path, text: str, values: Mapping[str, str],
+                    environ: Mapping[str, str] | None = None) -> str:
+    """Return `text` with each key of `values` set, touching nothing else.
+
+    A key whose current value already equals the wanted one keeps its line as
+    written (quotes, `${VAR}` references, inline comment). A changed key's
+    statement is replaced in place; a missing key is appended. Comments, blank
+    lines and unknown keys stay as they are.
+    """
+    current = read_env_file(path, environ) if path.exists() else {}
+    pending = {key: value for key, value in values.items() if key not in current or current[key][0] != value}
+    if not pending:
+        return text
+
+    pieces = []
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        if binding.key is not None and binding.key in pending:
+            body = original.lstrip("\n")
+            leading = original[: len(original) - len(body)]
+            pieces.append(f"{leading}{binding.key}={quote_env_value(pending.pop(binding.key))}\n")
+        else:
+            pieces.append(original)
+
+    updated = "".join(pieces)
+    if pending:
+        if updated and not updated.endswith("\n"):
+            updated += "\n"
+        updated += "\n# Added by the toolkit.\n"
+        updated += "".join(f"{key}={quote_env_value(value)}\n" for key, value in pending.items())
+    return updated
+
+
 def _statement_line(original: str, first_line: int) -> int:
     # python-dotenv counts from the first blank line it folds into the statement.
     skipped = 0

@@ -89,7 +89,7 @@ def test_user_values_and_extra_keys_survive_rerender(project: Path) -> None:
     settings = resolve(project)
     assert settings.smtp_port == 2025
     rendered = env_file_text(project)
-    assert "MAIL_SMTP_PORT='2025'" in rendered
+    assert "MAIL_SMTP_PORT=2025" in rendered
     assert "MY_OWN_FLAG='$kept literally'" in rendered
 
 
@@ -172,3 +172,43 @@ def test_auto_server_is_resolved_and_written(project: Path) -> None:
     settings = resolve(project, {"postgres_server": "auto", "postgres_system_port": 1})
     assert settings.postgres_server == "container"
     assert "POSTGRES_SERVER='container'" in env_file_text(project)
+
+
+def test_comments_and_references_survive_commands(project: Path) -> None:
+    resolve(project, {"postgres_server": "system"})
+    path = project / ".env.localstack"
+    text = path.read_text().replace("ENVIRONMENT='local'", "ENVIRONMENT=dev # my inline note")
+    text += "# my own note\nMY_REF=${ENVIRONMENT}-x\n"
+    path.write_text(text)
+
+    resolve(project)
+
+    assert path.read_text() == text
+
+
+def test_read_only_run_leaves_file_untouched(project: Path) -> None:
+    resolve(project, {"postgres_server": "system"})
+    path = project / ".env.localstack"
+    before = path.stat().st_mtime_ns
+    resolve(project)
+    assert path.stat().st_mtime_ns == before
+
+
+def test_flag_rewrites_only_its_line_and_derived_ones(project: Path) -> None:
+    resolve(project, {"postgres_server": "system"})
+    path = project / ".env.localstack"
+    path.write_text(path.read_text() + "# keep me\n")
+    resolve(project, flags={"EMULATOR_PORT": "4700"})
+    text = path.read_text()
+    assert "EMULATOR_PORT='4700'" in text
+    assert "AWS_ENDPOINT_URL='http://127.0.0.1:4700'" in text
+    assert "# keep me" in text
+
+
+def test_missing_setting_is_appended(project: Path) -> None:
+    resolve(project, {"postgres_server": "system"})
+    path = project / ".env.localstack"
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("MAIL_HTTP_PORT=")]
+    path.write_text("\n".join(lines) + "\n")
+    resolve(project)
+    assert "MAIL_HTTP_PORT='8025'" in path.read_text()
