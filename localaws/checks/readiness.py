@@ -80,6 +80,8 @@ def _from_health(name: str, health: Health, fix: str) -> CheckResult:
 
 def check_processes(settings: Settings) -> Iterator[CheckResult]:
     for item in host.status(settings):
+        if item.state == host.EXTERNAL:
+            continue
         passed = item.state in ("RUNNING", "STARTING")
         yield CheckResult(
             f"process {item.name}", passed,
@@ -105,6 +107,13 @@ def check_aws_service(settings: Settings, service: str) -> CheckResult:
     return CheckResult(name, True, f"{operation} succeeded")
 
 
+def _database_fix(settings: Settings) -> str:
+    if settings.postgres_server == "system":
+        return ("if the system server is down, start it (`pg_ctlcluster <version> main start`), "
+                "then run `invoke db.setup`")
+    return "run `invoke stack.up` if the private cluster is down, then `invoke db.setup`"
+
+
 def check_database_login(settings: Settings) -> CheckResult:
     from localaws.database.setup import check_login
 
@@ -113,7 +122,7 @@ def check_database_login(settings: Settings) -> CheckResult:
         check_login(settings)
     except Exception as error:
         return CheckResult(name, False, f"{settings.db_host}:{settings.db_port}/{settings.db_name}: {error}",
-                           "run `invoke db.setup`; if the server is down, `invoke stack.up`")
+                           _database_fix(settings))
     return CheckResult(name, True, f"{settings.db_host}:{settings.db_port}/{settings.db_name}")
 
 
@@ -124,7 +133,7 @@ def check_migrations(settings: Settings) -> CheckResult:
     try:
         state = migrations.status(settings, settings.project_dir / "sql")
     except Exception as error:
-        return CheckResult(name, False, str(error), "run `invoke db.setup`")
+        return CheckResult(name, False, str(error), _database_fix(settings))
     if state.pending:
         pending = ", ".join(migration.name for migration in state.pending)
         return CheckResult(name, False, f"pending migrations: {pending}", "run `invoke db.setup`")

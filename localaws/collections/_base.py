@@ -56,6 +56,10 @@ def reports_errors(function: F) -> F:
             raise Exit(f"error: {error}", code=1) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
+        except BrokenPipeError:
+            # The reader of our output went away (`invoke email.list | head`): stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=0) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -31,7 +31,7 @@ def _print_messages(messages: list[dict[str, Any]]) -> None:
         recipients = ", ".join(f"{to['Mailbox']}@{to['Domain']}" for to in message.get("To") or [])
         say(f"{message['Created'][:19]}  {_header(message, 'From'):<32}  to {recipients:<32}  "
             f"{_header(message, 'Subject')}")
-    say(f"{len(messages)} messages")
+    say(f"{len(messages)} {'message' if len(messages) == 1 else 'messages'}")
 
 
 @task(help={"limit": "Maximum number of messages to show, newest first; default 20.",

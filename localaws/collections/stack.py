@@ -16,7 +16,7 @@ from localaws.runtime import host
 @task(iterable=["set_"], help={"set_": SET_HELP, "timeout": "Seconds to wait for readiness; default 60."})
 @reports_errors
 def up(c: Context, set_: list[str] | None = None, timeout: float = 60.0) -> None:
-    """Start the emulator, PostgreSQL and the mail catcher, and wait until they are ready."""
+    """Start the emulator, the mail catcher and the private PostgreSQL, and wait until they are ready."""
     settings = load_settings(c, set_ or ())
     host.up(settings, say, timeout)
 
@@ -55,6 +55,9 @@ def logs(c: Context, service: str | None = None, follow: bool = False, lines: in
     """Print the services' logs."""
     settings = load_settings(c)
     known = [*host.services_by_name(settings), "supervisord"]
+    if service == "postgres" and settings.postgres_server == "system":
+        raise ConfigError("PostgreSQL is the system server here (POSTGRES_SERVER=system), so its log "
+                          "is the server's own, usually in /var/log/postgresql/.")
     if service is not None and service not in known:
         raise ConfigError(f"unknown service {service!r}: expected one of {', '.join(known)}.")
     names = [service] if service else known

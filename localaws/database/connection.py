@@ -33,7 +33,7 @@ def connect(
     except psycopg.OperationalError as error:
         raise DatabaseError(
             f"cannot connect to database {settings.db_name!r} as role {settings.db_user!r} "
-            f"at {settings.db_host}:{settings.db_port}: {str(error).strip()}. "
+            f"at {settings.db_host}:{settings.db_port}: {str(error).strip().rstrip('?.')}. "
             "Check that the server runs (`invoke stack.up` starts the private cluster), that "
             "`invoke db.setup` has created the role and the database, and that DB_USER and "
             f"DB_PASSWORD in {settings.env_file} are current."

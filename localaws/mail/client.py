@@ -104,9 +104,9 @@ class MailCatcherClient:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise MailCatcherUnavailableError(
-                f"Mail catcher at {url} is not reachable: {reason}. Start it with"
-                " `python -m localaws.mail --store-dir PATH` or check that its HTTP port"
-                f" matches {self.base_url}."
+                f"Mail catcher at {url} is not reachable: {reason}. Start the stack with"
+                " `invoke stack.up`, or check that MAIL_HTTP_PORT matches the catcher's port"
+                f" ({self.base_url})."
             ) from error
         if not body:
             return None

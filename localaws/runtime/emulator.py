@@ -40,7 +40,8 @@ def ensure_installed(settings: Settings) -> bool:
     venv.EnvBuilder(with_pip=True, clear=target.exists()).create(target)
     pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     requirement = f"ministack=={settings.emulator_version}"
-    result = subprocess.run([*pip, requirement, "boto3", "psycopg[binary]"],
+    # cryptography enables MiniStack's asymmetric KMS keys (Sign/Verify); without it they fail.
+    result = subprocess.run([*pip, requirement, "boto3", "psycopg[binary]", "cryptography"],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DependencyError(

@@ -68,7 +68,7 @@ def probe_mail_api(settings: Settings) -> Health:
         return Health(False, f"{url} did not answer: {error}")
     if status != 200:
         return Health(False, f"{url} returned HTTP {status}")
-    return Health(True, f"API answered ({total} messages)")
+    return Health(True, f"API responded ({total} {'message' if total == 1 else 'messages'} stored)")
 
 
 def probe_mail(settings: Settings) -> Health:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -9,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from localaws.database.admin import require_server
-from localaws.errors import ServiceError
-from localaws.runtime.ports import check_ports, process_tree
+from localaws.errors import ConfigError, ServiceError
+from localaws.runtime.health import probe_postgres
+from localaws.runtime.ports import check_ports, find_listener, find_orphans, process_tree, terminate
 from localaws.runtime.services import Service, private_dir, stack_services
 from localaws.runtime.supervisor import Supervisor, paths, write_config
 from localaws.settings import Settings
@@ -19,6 +22,8 @@ Report = Callable[[str], None]
 
 # supervisord states from which a program does not start again by itself.
 _GAVE_UP = ("FATAL", "EXITED", "STOPPED")
+# State shown for a service the stack uses but does not run: the system PostgreSQL server.
+EXTERNAL = "EXTERNAL"
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,21 @@ class ServiceStatus:
         return asdict(self)
 
 
+def stop_orphans(settings: Settings, report: Report) -> bool:
+    """Stop services of this state folder that outlived their supervisord; return whether any ran."""
+    orphans = find_orphans(str(settings.state_dir))
+    for process in orphans:
+        report(f"stopping pid {process.pid} ({process.name}), left running by a supervisord that exited")
+    terminate(orphans)
+    return bool(orphans)
+
+
 def _records(supervisor: Supervisor) -> dict[str, dict[str, Any]]:
     return {record["name"]: record for record in supervisor.processes()}
 
 
 def up(settings: Settings, report: Report, timeout: float = 60.0) -> None:
-    """Start every service that is not running yet and wait until all are ready.
+    """Start every service that is not running or whose configuration changed, then wait until all are ready.
 
     Ports are checked for every service to be started before anything starts,
     so a port in use leaves the machine as it was.
@@ -50,35 +64,69 @@ def up(settings: Settings, report: Report, timeout: float = 60.0) -> None:
     services = stack_services(settings)
     supervisor = Supervisor(settings)
     private_dir(settings.state_dir, 0o711)
+    check_distinct_ports(services)
 
-    records = _records(supervisor)
-    running = {name for name, record in records.items() if record["statename"] == "RUNNING"}
-    to_start = [service for service in services if service.name not in running]
-    own_pids = process_tree(record["pid"] for record in records.values() if record["pid"])
+    with stack_lock(settings, report):
+        if not supervisor.is_running():
+            stop_orphans(settings, report)
 
-    if settings.postgres_server == "system":
-        require_server(settings)
-    check_ports([claim for service in to_start for claim in service.ports], own_pids)
+        write_config(settings, services)
+        records = _records(supervisor)
+        changed = supervisor.changed_programs() if records else set()
+        running = {name for name, record in records.items() if record["statename"] in ("RUNNING", "STARTING")}
+        to_start = [service for service in services if service.name not in running or service.name in changed]
+        own_pids = process_tree(record["pid"] for record in records.values() if record["pid"])
 
-    for service in services:
-        if service.name in running:
-            report(f"{service.title}: already running (pid {records[service.name]['pid']})")
-    for service in to_start:
-        if service.prepare is not None:
-            service.prepare(report)
+        if settings.postgres_server == "system":
+            require_server(settings)
+        check_ports([claim for service in to_start for claim in service.ports], own_pids)
 
-    changed = write_config(settings, services)
-    if not supervisor.is_running():
-        supervisor.start_daemon()
-    else:
-        if changed:
-            supervisor.update()
+        for service in services:
+            if service not in to_start:
+                report(f"{service.title}: already running (pid {records[service.name]['pid']})")
         for service in to_start:
-            supervisor.start(service.name)
+            if service.prepare is not None:
+                service.prepare(report)
 
-    for service in to_start:
-        report(f"{service.title}: started")
-    wait(settings, timeout, report)
+        if not supervisor.is_running():
+            supervisor.start_daemon()
+        else:
+            supervisor.update()
+            for service in to_start:
+                supervisor.start(service.name)
+
+        for service in to_start:
+            report(f"{service.title}: " + ("restarted, its configuration changed"
+                                          if service.name in changed else "started"))
+        wait(settings, timeout, report)
+
+
+def check_distinct_ports(services: list[Service]) -> None:
+    """Raise `ConfigError` when two services are configured on the same port."""
+    seen: dict[int, str] = {}
+    for claim in (claim for service in services for claim in service.ports):
+        if claim.port in seen:
+            raise ConfigError(
+                f"port {claim.port} is set for both {seen[claim.port]} and {claim.setting}. "
+                "Give each service its own port."
+            )
+        seen[claim.port] = claim.setting
+
+
+@contextlib.contextmanager
+def stack_lock(settings: Settings, report: Report) -> Iterator[None]:
+    """Hold the state folder's lock, so two `stack.up` or `stack.down` runs take turns."""
+    path = private_dir(settings.state_dir / "run") / "stack.lock"
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            report("waiting for another stack command on this state folder to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def wait(settings: Settings, timeout: float, report: Report | None = None) -> list[ServiceStatus]:
@@ -101,10 +149,12 @@ def wait(settings: Settings, timeout: float, report: Report | None = None) -> li
     lines = []
     for item in pending:
         log = paths(settings).log_dir / f"{item.name}.log"
-        lines.append(f"{item.title}: {item.state}, {item.health}\n{tail(log, 15)}")
+        excerpt = f"\n{tail(log, 15)}" if item.state != EXTERNAL else ""
+        lines.append(f"{item.title}: {item.state}, {item.health}{excerpt}")
+    gave_up = any(item.state in _GAVE_UP for item in pending)
+    headline = "failed to start" if gave_up else f"not ready within {timeout:.0f} s"
     raise ServiceError(
-        "not ready within {:.0f} s:\n{}\nSee the logs with `invoke stack.logs --service NAME`.".format(
-            timeout, "\n".join(lines))
+        f"{headline}:\n" + "\n".join(lines) + "\nSee the logs with `invoke stack.logs --service NAME`."
     )
 
 
@@ -127,13 +177,32 @@ def status(settings: Settings) -> list[ServiceStatus]:
             healthy=bool(health and health.healthy),
             health=health.detail if health else "not running",
         ))
+    if settings.postgres_server == "system":
+        statuses.append(_system_postgres_status(settings))
     return statuses
+
+
+def _system_postgres_status(settings: Settings) -> ServiceStatus:
+    health = probe_postgres(settings)
+    holder = find_listener(settings.db_port)
+    return ServiceStatus(
+        name="postgres",
+        title="PostgreSQL (system server)",
+        state=EXTERNAL,
+        pid=holder.pid,
+        ports=[settings.db_port],
+        healthy=health.healthy,
+        health=health.detail,
+    )
 
 
 def down(settings: Settings, report: Report) -> None:
     """Stop every service and supervisord; data in the state folder stays."""
     supervisor = Supervisor(settings)
-    if supervisor.shutdown():
+    with stack_lock(settings, report):
+        stopped = supervisor.shutdown()
+        stopped = stop_orphans(settings, report) or stopped
+    if stopped:
         report("stack stopped; its data stays in " + str(settings.state_dir))
     else:
         report("stack was not running")

@@ -83,6 +83,55 @@ def process_tree(pids: Iterable[int]) -> set[int]:
     return tree
 
 
+# Environment variable set on every supervised program, naming its state folder, so a
+# program left running after its supervisord died can still be found and stopped.
+STATE_MARKER = "LOCALAWS_STATE_DIR"
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A process of the stack found by its state-folder marker."""
+
+    pid: int
+    name: str
+
+
+def find_orphans(state_dir: str) -> list[Orphan]:
+    """Find the top-level processes whose environment carries this state folder's marker."""
+    marked: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter(["pid", "name"]):
+        try:
+            if process.environ().get(STATE_MARKER) == state_dir:
+                marked[process.pid] = process
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+
+    orphans = []
+    for pid, process in marked.items():
+        try:
+            if process.ppid() in marked:
+                continue
+            orphans.append(Orphan(pid, " ".join(process.cmdline()[:3]) or process.name()))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return orphans
+
+
+def terminate(orphans: Collection[Orphan], timeout: float = 30.0) -> None:
+    """Send SIGTERM to each process, then SIGKILL to those still alive after `timeout` seconds."""
+    processes = []
+    for orphan in orphans:
+        try:
+            process = psutil.Process(orphan.pid)
+            process.terminate()
+            processes.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        process.kill()
+
+
 def check_ports(claims: Iterable[PortClaim], own_pids: Collection[int] = ()) -> None:
     """Raise `PortInUseError` naming every claimed port held by a process that is not ours.
 

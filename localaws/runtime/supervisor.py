@@ -8,6 +8,7 @@ the XML-RPC interface that `supervisorctl` uses.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from localaws.errors import ServiceError
+from localaws.runtime.ports import STATE_MARKER
 from localaws.runtime.services import Service, private_dir
 from localaws.settings import Settings
 from localaws.templating import render_template
@@ -86,6 +88,9 @@ def render_config(settings: Settings, services: list[Service]) -> str:
             f"the supervisor socket path {where.socket} is longer than {_MAX_SOCKET_PATH} bytes. "
             "Set TOOLKIT_STATE_DIR to a shorter folder."
         )
+    marker = {STATE_MARKER: str(settings.state_dir)}
+    services = [dataclasses.replace(service, environment={**service.environment, **marker})
+                for service in services]
     context: dict[str, Any] = {
         "services": services,
         "socket": where.socket,
@@ -185,6 +190,14 @@ class Supervisor:
                 f"{name} failed to start: {fault.faultString}. "
                 f"See `invoke stack.logs --service {name}`."
             ) from None
+
+    def changed_programs(self) -> set[str]:
+        """Return the programs whose configuration on disk differs from what supervisord runs.
+
+        supervisord only reads the file here; nothing is applied until `update`.
+        """
+        [[_, changed, _]] = self._proxy().reloadConfig()
+        return set(changed)
 
     def update(self) -> None:
         """Apply a changed configuration: add new programs, remove and re-add changed ones."""

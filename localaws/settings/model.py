@@ -26,7 +26,10 @@ RUNTIMES = ("host",)
 
 
 def _port(value: str) -> int:
-    port = int(value)
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
     if not 1 <= port <= 65535:
         raise ValueError("a port is an integer from 1 to 65535")
     return port

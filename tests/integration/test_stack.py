@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -15,14 +16,23 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import psutil
 import pytest
 
 from localaws.checks.readiness import aws_client, run_checks
 from localaws.errors import PortInUseError
 from localaws.runtime import host
+from localaws.runtime.health import probe_emulator
 from localaws.runtime.supervisor import Supervisor
-from localaws.settings import Settings
-from tests.integration.conftest import make_state_dir, stack_settings
+from localaws.settings import Settings, resolve_settings
+from tests.integration.conftest import (
+    PROJECT,
+    free_port,
+    make_state_dir,
+    project_settings,
+    stack_environment,
+    stack_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +148,45 @@ def test_port_held_by_other_program_names_its_command(fresh_state: Path) -> None
     finally:
         holder.terminate()
         holder.wait(timeout=5)
+
+
+def settings_for(environment: dict[str, str], **overrides: str) -> Settings:
+    return resolve_settings(PROJECT, project_settings(), {}, {**os.environ, **environment, **overrides})
+
+
+def test_changed_port_restarts_only_after_check(fresh_state: Path) -> None:
+    environment = stack_environment(fresh_state)
+    settings = settings_for(environment)
+    host.up(settings, print, timeout=120)
+    try:
+        moved = settings_for(environment, EMULATOR_PORT=str(free_port()))
+        lines: list[str] = []
+        host.up(moved, lines.append)
+        assert "AWS emulator (MiniStack): restarted, its configuration changed" in lines
+        assert probe_emulator(moved).healthy
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            blocked = settings_for(environment, EMULATOR_PORT=str(taken.getsockname()[1]))
+            with pytest.raises(PortInUseError):
+                host.up(blocked, print)
+        assert probe_emulator(moved).healthy
+    finally:
+        host.down(settings, print)
+
+
+def test_down_stops_services_of_killed_supervisor(fresh_state: Path) -> None:
+    settings = stack_settings(fresh_state)
+    host.up(settings, print, timeout=120)
+    pids = [item.pid for item in host.status(settings) if item.pid]
+    supervisor_pid = Supervisor(settings).daemon_pid()
+    assert supervisor_pid is not None
+
+    os.kill(supervisor_pid, signal.SIGKILL)
+    lines: list[str] = []
+    host.down(settings, lines.append)
+
+    assert any("left running by a supervisord that exited" in line for line in lines)
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

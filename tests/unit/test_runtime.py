@@ -49,7 +49,8 @@ def test_supervisord_reads_commands_and_environment_back(tmp_path: Path) -> None
 
     program = parse_programs(settings.state_dir / "supervisord.conf")["odd"]
     assert shlex.split(program.command) == odd.command  # type: ignore[attr-defined]
-    assert program.environment == odd.environment  # type: ignore[attr-defined]
+    for key, value in odd.environment.items():
+        assert program.environment[key] == value  # type: ignore[attr-defined]
 
 
 def test_stack_config_has_each_service(tmp_path: Path) -> None:
