@@ -153,12 +153,12 @@ class IamRole(Module):
     name = "iam_role"
     arguments: ClassVar[dict[str, Argument]] = {
         "name": Argument(str, required=True, help="Role name."),
-        "trust_policy": Argument(dict, help="Trust (assume role) policy document; required to create."),
+        "trust_policy": Argument(dict, help="Trust (assume role) policy document, required to create."),
         "inline_policies": Argument(
-            dict, help="Inline policies as a mapping of name to document; when set, others are deleted.",
+            dict, help="Inline policies as a mapping of name to document. When set, others are deleted.",
         ),
         "managed_policy_arns": Argument(
-            list, help="ARNs of managed policies to attach; when set, others are detached.",
+            list, help="ARNs of managed policies to attach. When set, others are detached.",
         ),
         "description": Argument(str, help="Role description."),
         "tags": _aws.TAGS,
@@ -178,8 +178,8 @@ class IamRole(Module):
             return _aws.removed_result(KIND, name, {"name": name}, context.check_mode, self._facts(role))
 
         if arguments.get("trust_policy") is None:
-            return ModuleResult.failed(f"{KIND} {name}: trust_policy is missing; it is required "
-                                       "with state present.")
+            return ModuleResult.failed(f"{KIND} {name}: trust_policy is missing. Add it, since "
+                                       "creating or updating a role needs it.")
         if role is None:
             after = {key: arguments[key] for key in
                      ("trust_policy", "description", "inline_policies", "managed_policy_arns")

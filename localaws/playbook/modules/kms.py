@@ -152,7 +152,7 @@ class KmsKey(Module):
         "tags": _aws.TAGS,
         "deletion_window_days": Argument(
             int, default=7,
-            help="With `state: absent`, days (7 to 30) until KMS deletes the key. The alias is deleted at once.",
+            help="With `state: absent`, days (7 to 30) until KMS deletes the key. The alias goes at once.",
         ),
         "state": _aws.STATE,
     }

@@ -78,7 +78,7 @@ class LogGroup(Module):
         "name": Argument(str, required=True, help="Log group name, such as `/aws/lambda/app-health`."),
         "retention_days": Argument(
             int, choices=(NEVER_EXPIRE, *RETENTION_DAYS),
-            help="Days to keep log events, one of CloudWatch's allowed values; 0 keeps them forever.",
+            help="Days to keep log events, one of CloudWatch's allowed values, or 0 to keep them forever.",
         ),
         "tags": _aws.TAGS,
         "state": _aws.STATE,
@@ -112,7 +112,8 @@ class LogGroup(Module):
                 logs.create_log_group(logGroupName=name, **({"tags": tags} if tags else {}))
                 if retention:
                     set_retention(logs, name, retention)
-                facts = self._facts(find_log_group(logs, name) or {"logGroupName": name, "arn": ""})
+                created = find_log_group(logs, name)
+                facts = self._facts(created) if created is not None else {"name": name}
             return _aws.created_result(KIND, name, after, context.check_mode, facts)
 
         facts = self._facts(group)

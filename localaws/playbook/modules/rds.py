@@ -187,12 +187,12 @@ class RdsInstance(Module):
     name = "rds_instance"
     arguments: ClassVar[dict[str, Argument]] = {
         "identifier": Argument(str, required=True, help="DB instance identifier."),
-        "engine": Argument(str, default="postgres", help="Database engine; it cannot change after creation."),
-        "engine_version": Argument(str, help="Engine version, such as `15` or `15.4`; unset lets RDS pick."),
-        "instance_class": Argument(str, help="Instance class, such as `db.t3.micro`; required to create."),
+        "engine": Argument(str, default="postgres", help="Database engine, fixed at creation."),
+        "engine_version": Argument(str, help="Engine version, such as `15` or `15.4`. Unset lets RDS pick."),
+        "instance_class": Argument(str, help="Instance class, such as `db.t3.micro`, required to create."),
         "port": Argument(int, help="TCP port the database listens on."),
         "db_name": Argument(str, help="Name of the database created with the instance."),
-        "master_username": Argument(str, help="Master user name; required to create."),
+        "master_username": Argument(str, help="Master user name, required to create."),
         "master_password": Argument(
             str, secret=True,
             help="Master user password, set at creation only because RDS cannot report it back.",
@@ -200,12 +200,12 @@ class RdsInstance(Module):
         "manage_master_user_password": Argument(
             bool, help="Let RDS keep the master password in Secrets Manager instead of master_password.",
         ),
-        "allocated_storage": Argument(int, help="Storage in GiB; it can only grow. Required to create."),
+        "allocated_storage": Argument(int, help="Storage in GiB, which can only grow. Required to create."),
         "tags": _aws.TAGS,
         "wait": Argument(bool, default=True, help="Wait until the instance is available or deleted."),
         "wait_timeout": Argument(int, default=1800, help="Seconds to wait before failing."),
         "final_snapshot_identifier": Argument(
-            str, help="With `state: absent`, take a final snapshot under this name; unset skips it.",
+            str, help="With `state: absent`, take a final snapshot under this name. Unset skips it.",
         ),
         "state": _aws.STATE,
     }

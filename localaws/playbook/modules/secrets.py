@@ -119,11 +119,11 @@ class ValuePlan:
 
 def compare_secret(sm: Any, kms: Any, description: dict[str, Any], arguments: dict[str, Any],
                    plan: ValuePlan, current_value: dict[str, Any] | None) -> _aws.Changes:
-    """Collect the managed properties that differ; the value appears with every entry masked."""
+    """Collect the managed properties that differ. The value appears with every entry masked."""
     changes = _aws.Changes()
-    wanted_description = arguments.get("description")
-    if wanted_description is not None and description.get("Description", "") != wanted_description:
-        changes.add("description", description.get("Description", ""), wanted_description)
+    desired_description = arguments.get("description")
+    if desired_description is not None and description.get("Description", "") != desired_description:
+        changes.add("description", description.get("Description", ""), desired_description)
 
     kms_key = arguments.get("kms_key")
     current_key = description.get("KmsKeyId") or DEFAULT_KMS_KEY
@@ -199,12 +199,12 @@ class Secret(Module):
             help="Add a generated password to the value: `key` (JSON key to fill), `length` (default 32) "
                  "and `exclude_characters`. It is generated once and kept on later runs.",
         ),
-        "kms_key": Argument(str, help="KMS key alias, id or ARN that encrypts the secret; unset leaves it."),
+        "kms_key": Argument(str, help="KMS key alias, id or ARN that encrypts the secret. Unset keeps it."),
         "description": Argument(str, help="Secret description."),
         "tags": _aws.TAGS,
         "recovery_window_days": Argument(
             int, default=7,
-            help="With `state: absent`, days (7 to 30) the secret stays restorable; 0 deletes it at once.",
+            help="With `state: absent`, days (7 to 30) the secret stays restorable. 0 deletes it at once.",
         ),
         "state": _aws.STATE,
     }

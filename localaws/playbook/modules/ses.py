@@ -18,7 +18,7 @@ def identity_type(identity: str) -> str:
 
 
 def identity_exists(ses: Any, identity: str) -> bool:
-    """Tell whether SES lists the identity; verification attributes alone cannot tell.
+    """Tell whether SES lists the identity, because verification attributes alone cannot tell.
 
     MiniStack 1.5.33 reports `Pending` for identities it does not have.
     """
