@@ -9,6 +9,7 @@ test credentials never leave the machine and only allow-listed accounts are touc
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import botocore.config
 import botocore.exceptions
 import yaml
 
+from localaws import playbook as playbook_engine
 from localaws.errors import ConfigError, ToolkitError
+from localaws.playbook import Reporter, RunOptions, RunResult, Status
 from localaws.playbook.modules.base import ModuleContext, Target
 from localaws.settings import Settings
 from localaws.settings.model import SPECS
@@ -159,3 +162,77 @@ def context_factory(settings: Settings, target: Target, client: Callable[[str], 
         )
 
     return factory
+
+
+class _Silent:
+    """Reporter that prints nothing: used for the preview run before asking to apply."""
+
+    def started(self, playbook: Any, options: Any) -> None:
+        pass
+
+    def play_started(self, play: Any) -> None:
+        pass
+
+    def task_finished(self, result: Any) -> None:
+        pass
+
+    def finished(self, result: Any) -> None:
+        pass
+
+    def task_list(self, plays: Any) -> None:
+        pass
+
+
+def apply_playbook(
+    settings: Settings,
+    target_name: str,
+    options: RunOptions,
+    confirm: Callable[[str], bool],
+    playbook: str = "site.yml",
+    resource_state: str = "present",
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Validate and run a playbook from `playbooks/` against a target.
+
+    On the `aws` target a change needs `confirm` to return True: a silent
+    check-mode run lists what would change first, and the question names the
+    account and the number of changes.
+    """
+    import localaws.playbook.modules  # noqa: F401 - registers the modules.
+
+    path = settings.project_dir / "playbooks" / playbook
+    target = build_target(settings, target_name)
+    client = client_factory(target)
+    if target.name == "local" and not options.list_tasks:
+        require_emulator(settings)
+    account_id = LOCAL_ACCOUNT_ID if options.list_tasks else check_aws_account(settings, target, client)
+    variables = playbook_variables(settings, target, account_id, path.parent, resource_state)
+    factory = context_factory(settings, target, client, variables)
+
+    if target.name == "aws" and not options.check and not options.list_tasks:
+        preview = playbook_engine.run(path, variables, factory, replace(options, check=True, json=False),
+                                      _Silent())
+        if preview.failed_task is not None:
+            failed = preview.failed_task
+            raise TargetError(f"the preview in check mode failed at {failed.location} "
+                              f"({failed.task}): {failed.message}. Nothing was changed.")
+        changes = [result.task for result in preview.results if result.status is Status.CHANGED]
+        if not changes:
+            return preview
+        listing = "\n".join(f"  - {task}" for task in changes)
+        question = (f"Apply {len(changes)} changed tasks to AWS account {account_id} "
+                    f"in {target.region}?\n{listing}\n")
+        if not confirm(question):
+            raise TargetError("not confirmed; nothing was changed. Run with --yes to apply "
+                              "without asking.")
+
+    return playbook_engine.run(path, variables, factory, options, reporter)
+
+
+def require_emulator(settings: Settings) -> None:
+    """Raise unless the emulator responds, since every module of the local target calls it."""
+    from localaws.runtime.health import probe_emulator
+
+    health = probe_emulator(settings)
+    if not health.healthy:
+        raise TargetError(f"the emulator does not respond: {health.detail}. Start it with `invoke stack.up`.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,4 +109,11 @@ def run(path: Path | str, variables: Mapping[str, Any], context_factory: Context
 
     playbook = _validated(Path(path), variables)
     _check_start_at(playbook, options.start_at)
+    if options.reverse:
+        playbook = _reversed(playbook)
     return Runner(playbook, variables, context_factory, options, reporter).run()
+
+
+def _reversed(playbook: Playbook) -> Playbook:
+    plays = [dataclasses.replace(play, tasks=play.tasks[::-1], handlers=[]) for play in playbook.plays[::-1]]
+    return dataclasses.replace(playbook, plays=plays)

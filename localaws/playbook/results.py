@@ -55,6 +55,7 @@ class ItemResult:
     status: Status
     message: str = ""
     diff: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class TaskResult:
     seconds: float = 0.0
     items: tuple[ItemResult, ...] = ()
     handler: bool = False
+    # The module's facts (ids, ARNs, URLs), masked like the rest; a looped task's are on its items.
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> str:

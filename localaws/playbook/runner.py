@@ -38,6 +38,8 @@ class RunOptions:
     start_at: str | None = None
     list_tasks: bool = False
     json: bool = False
+    # Run plays and their tasks last to first, as a teardown does; handlers are not run.
+    reverse: bool = False
 
 
 class Reporter(Protocol):
@@ -179,6 +181,7 @@ class Runner:
             status=result.status, message=self.masker.text(result.message),
             diff=self.masker.data(result.diff) if result.status is Status.CHANGED else {},
             seconds=time.perf_counter() - start, items=tuple(items), handler=handler,
+            facts=self.masker.data(result.facts),
         )
 
     def _run_loop(self, play: Play, task: Task,
@@ -203,7 +206,8 @@ class Runner:
             results.append(result)
             label = self.masker.text(item_label(item))
             items.append(ItemResult(label, result.status, self.masker.text(result.message),
-                                    self.masker.data(result.diff) if result.status is Status.CHANGED else {}))
+                                    self.masker.data(result.diff) if result.status is Status.CHANGED else {},
+                                    self.masker.data(result.facts)))
             registered_items.append({**registered_value(result), "item": item})
             # A failed item ends the loop, as a failed task ends the run.
             if result.status is Status.FAILED:
