@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from localaws.playbook.modules.base import MASK
 
 # Shorter values would mask unrelated text, such as every "1" in a message.
 MIN_SECRET_LENGTH = 4
+_SENSITIVE_KEY = re.compile(r"pass|secret|token|key|credential|private", re.IGNORECASE)
 
 
 class Masker:
@@ -17,10 +19,16 @@ class Masker:
         self._secrets: set[str] = set()
 
     def add(self, value: Any) -> None:
-        """Remember a secret argument's rendered value; lists and dicts add each item."""
+        """Remember a secret argument's rendered value; lists add each item.
+
+        In a mapping only the values under sensitive keys (password, secret,
+        token, key, credential) are secrets. The others, such as a host or a
+        port beside a password, would otherwise mask the same text everywhere.
+        """
         if isinstance(value, dict):
-            for item in value.values():
-                self.add(item)
+            for key, item in value.items():
+                if _SENSITIVE_KEY.search(str(key)):
+                    self.add(item)
         elif isinstance(value, (list, tuple)):
             for item in value:
                 self.add(item)
