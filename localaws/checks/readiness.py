@@ -140,8 +140,11 @@ def check_migrations(settings: Settings) -> CheckResult:
     return CheckResult(name, True, f"{len(state.applied)} migrations applied, none pending")
 
 
-def run_checks(settings: Settings) -> list[CheckResult]:
-    """Run every readiness check in order and return all results; nothing is changed."""
+def run_checks(settings: Settings, resources: bool = True) -> list[CheckResult]:
+    """Run every readiness check in order and return all results; nothing is changed.
+
+    With `resources`, each resource of the playbooks is checked too.
+    """
     results = list(check_processes(settings))
     results.append(_timed("emulator health", lambda: _from_health(
         "emulator health", probe_emulator(settings), "run `invoke stack.up`")))
@@ -153,4 +156,8 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         "mail smtp", probe_smtp(settings), "run `invoke stack.up`")))
     results.append(_timed("mail api", lambda: _from_health(
         "mail api", probe_mail_api(settings), "run `invoke stack.up`")))
+    if resources:
+        from localaws.checks.resources import check_resources
+
+        results.extend(check_resources(settings))
     return results

@@ -11,6 +11,8 @@ from localaws.checks.readiness import run_checks
 from localaws.collections._base import SET_HELP, load_settings, reports_errors, say
 from localaws.collections.verify import print_results
 from localaws.database.setup import setup_database
+from localaws.playbook import RunOptions
+from localaws.provisioning import apply_playbook
 from localaws.runtime import host
 
 
@@ -39,6 +41,11 @@ def local_dev(c: Context, set_: list[str] | None = None, postgres: str | None = 
     step("database")
     for line in setup_database(settings, settings.project_dir / "sql").lines(settings):
         say(line)
+
+    step("resources")
+    result = apply_playbook(settings, "local", RunOptions(), confirm=lambda _: True)
+    if result.failed_task is not None:
+        raise SystemExit(1)
 
     step("verify")
     results = run_checks(settings)

@@ -74,6 +74,7 @@ class TaskResult:
     handler: bool = False
     # The module's facts (ids, ARNs, URLs), masked like the rest; a looped task's are on its items.
     facts: dict[str, Any] = field(default_factory=dict)
+    module: str = ""
 
     @property
     def location(self) -> str:

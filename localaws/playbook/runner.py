@@ -181,7 +181,7 @@ class Runner:
             status=result.status, message=self.masker.text(result.message),
             diff=self.masker.data(result.diff) if result.status is Status.CHANGED else {},
             seconds=time.perf_counter() - start, items=tuple(items), handler=handler,
-            facts=self.masker.data(result.facts),
+            facts=self.masker.data(result.facts), module=task.module,
         )
 
     def _run_loop(self, play: Play, task: Task,
