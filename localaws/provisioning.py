@@ -20,7 +20,7 @@ import yaml
 
 from localaws import playbook as playbook_engine
 from localaws.errors import ConfigError, ToolkitError
-from localaws.playbook import Reporter, RunOptions, RunResult, Status
+from localaws.playbook import CollectingReporter, Reporter, RunOptions, RunResult, Status
 from localaws.playbook.modules.base import ModuleContext, Target
 from localaws.settings import Settings
 from localaws.settings.model import SPECS
@@ -164,25 +164,6 @@ def context_factory(settings: Settings, target: Target, client: Callable[[str], 
     return factory
 
 
-class _Silent:
-    """Reporter that prints nothing: used for the preview run before asking to apply."""
-
-    def started(self, playbook: Any, options: Any) -> None:
-        pass
-
-    def play_started(self, play: Any) -> None:
-        pass
-
-    def task_finished(self, result: Any) -> None:
-        pass
-
-    def finished(self, result: Any) -> None:
-        pass
-
-    def task_list(self, plays: Any) -> None:
-        pass
-
-
 def apply_playbook(
     settings: Settings,
     target_name: str,
@@ -211,7 +192,7 @@ def apply_playbook(
 
     if target.name == "aws" and not options.check and not options.list_tasks:
         preview = playbook_engine.run(path, variables, factory, replace(options, check=True, json=False),
-                                      _Silent())
+                                      CollectingReporter())
         if preview.failed_task is not None:
             failed = preview.failed_task
             raise TargetError(f"the preview in check mode failed at {failed.location} "

@@ -16,35 +16,13 @@ import botocore.exceptions
 
 from localaws.checks.readiness import CheckResult, aws_client
 from localaws.errors import ToolkitError
-from localaws.playbook import RunOptions, Status, TaskResult
+from localaws.playbook import CollectingReporter, RunOptions, Status, TaskResult
 from localaws.provisioning import apply_playbook
 from localaws.runtime.health import http_get
 from localaws.settings import Settings
 
 FIX = "run `invoke resources.setup`"
 Probe = Callable[[Settings, dict[str, Any]], str]
-
-
-class _Collect:
-    """Reporter that keeps the task results instead of printing them."""
-
-    def __init__(self) -> None:
-        self.results: list[TaskResult] = []
-
-    def started(self, *_: Any) -> None:
-        pass
-
-    def play_started(self, *_: Any) -> None:
-        pass
-
-    def task_finished(self, result: TaskResult) -> None:
-        self.results.append(result)
-
-    def finished(self, *_: Any) -> None:
-        pass
-
-    def task_list(self, *_: Any) -> None:
-        pass
 
 
 def _kms_key(settings: Settings, facts: dict[str, Any]) -> str:
@@ -116,7 +94,7 @@ def _entries(result: TaskResult) -> Iterator[tuple[str, Status, str, dict[str, A
 
 def check_resources(settings: Settings) -> list[CheckResult]:
     """Check every resource of playbooks/site.yml on the emulator; change nothing."""
-    collector = _Collect()
+    collector = CollectingReporter()
     try:
         apply_playbook(settings, "local", RunOptions(check=True), confirm=lambda _: False,
                        reporter=collector)

@@ -11,7 +11,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from localaws.collections._base import SET_HELP, load_settings, print_json, reports_errors, say
-from localaws.playbook import RunOptions, RunResult, Status, TaskResult
+from localaws.playbook import CollectingReporter, RunOptions, RunResult, Status, TaskResult
 from localaws.provisioning import apply_playbook
 
 TARGET_HELP = "Where to apply: local (the emulator) or aws (a real account on the allow-list); default local."
@@ -90,19 +90,9 @@ def _listing(result: TaskResult) -> list[dict[str, Any]]:
 def list_(c: Context, target: str = "local", json: bool = False) -> None:
     """List the resources the playbooks manage, with their ARNs and URLs; change nothing."""
     settings = load_settings(c)
-    quiet = RunOptions(check=True, json=True)
-    collected: list[TaskResult] = []
-
-    class Collect:
-        def started(self, *_: Any) -> None: ...
-        def play_started(self, *_: Any) -> None: ...
-        def task_finished(self, result: TaskResult) -> None:
-            collected.append(result)
-        def finished(self, *_: Any) -> None: ...
-        def task_list(self, *_: Any) -> None: ...
-
-    apply_playbook(settings, target, quiet, confirm=lambda _: False, reporter=Collect())
-    entries = [entry for result in collected for entry in _listing(result)]
+    collector = CollectingReporter()
+    apply_playbook(settings, target, RunOptions(check=True), confirm=lambda _: False, reporter=collector)
+    entries = [entry for result in collector.results for entry in _listing(result)]
     if json:
         print_json(entries)
         return

@@ -2,11 +2,12 @@
 
 from localaws.playbook.engine import default_reporter, list_tasks, load, run, validate
 from localaws.playbook.model import ListedPlay, ListedTask, Play, Playbook, Task
-from localaws.playbook.reporter import JsonReporter, TextReporter
+from localaws.playbook.reporter import CollectingReporter, JsonReporter, TextReporter
 from localaws.playbook.results import ItemResult, ModuleResult, RunResult, Status, TaskResult
 from localaws.playbook.runner import Reporter, RunOptions
 
 __all__ = [
+    "CollectingReporter",
     "ItemResult",
     "JsonReporter",
     "ListedPlay",

@@ -166,3 +166,25 @@ class JsonReporter:
         ]}
         self.stream.write(json.dumps(document, indent=2) + "\n")
         self.stream.flush()
+
+
+class CollectingReporter:
+    """Reporter that prints nothing and keeps every task result, for callers that format their own."""
+
+    def __init__(self) -> None:
+        self.results: list[TaskResult] = []
+
+    def started(self, playbook: Playbook, options: RunOptions) -> None:
+        pass
+
+    def play_started(self, play: Play) -> None:
+        pass
+
+    def task_finished(self, result: TaskResult) -> None:
+        self.results.append(result)
+
+    def finished(self, result: RunResult) -> None:
+        pass
+
+    def task_list(self, plays: list[ListedPlay]) -> None:
+        pass

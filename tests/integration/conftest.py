@@ -19,22 +19,12 @@ import pytest
 import yaml
 
 from localaws.database.setup import setup_database
-from localaws.playbook import RunOptions
+from localaws.playbook import CollectingReporter, RunOptions
 from localaws.provisioning import apply_playbook
 from localaws.runtime import host
 from localaws.settings import Settings, resolve_settings
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-class QuietReporter:
-    """Playbook reporter that prints nothing, for fixtures."""
-
-    def started(self, *_: object) -> None: ...
-    def play_started(self, *_: object) -> None: ...
-    def task_finished(self, *_: object) -> None: ...
-    def finished(self, *_: object) -> None: ...
-    def task_list(self, *_: object) -> None: ...
 
 
 def free_port() -> int:
@@ -91,7 +81,7 @@ def stack() -> Iterator[Settings]:
     try:
         host.up(settings, print, timeout=120)
         setup_database(settings, PROJECT / "sql")
-        apply_playbook(settings, "local", RunOptions(), confirm=lambda _: True, reporter=QuietReporter())
+        apply_playbook(settings, "local", RunOptions(), confirm=lambda _: True, reporter=CollectingReporter())
         yield settings
     finally:
         host.down(settings, print)
