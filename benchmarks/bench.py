@@ -7,6 +7,11 @@ ratio of the toolkit's warm start to a baseline measured in the same run:
 the same three programs started by hand as plain subprocesses and polled
 until they answer, with no supervisor, preflight or settings work.
 
+It also measures provisioning: `invoke resources.setup` on an empty
+emulator and again with nothing to change, against the same resources created
+by `provision_with_awscli.sh`, a plain script of AWS CLI calls, on the same
+emulator. The AWS CLI is installed on first use into a cached virtualenv.
+
 Usage: .venv/bin/python benchmarks/bench.py [--runs N]
 """
 
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,6 +153,41 @@ def hand_started(settings: Settings) -> Iterator[float]:
             process.wait(timeout=30)
 
 
+def awscli_environment() -> dict[str, str]:
+    """Install the AWS CLI into a cached virtualenv once; return an environment with it on PATH."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "localaws" / "awscli-venv"
+    if not (cache / "bin" / "aws").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(cache)], check=True)
+        subprocess.run([str(cache / "bin" / "pip"), "install", "--quiet", "awscli"], check=True)
+    return {**os.environ, "PATH": f"{cache / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+
+def reset_emulator(settings: Settings) -> None:
+    url = f"{settings.aws_endpoint_url}/_ministack/reset"
+    request = urllib.request.Request(url, method="POST")  # noqa: S310 - a loopback http URL.
+    with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - a loopback http URL.
+        pass
+
+
+def provision_with_awscli(settings: Settings, cli_env: dict[str, str]) -> float:
+    package = next((settings.state_dir / "build" / "local").glob("*/package.zip"))
+    script_env = {
+        **cli_env,
+        **settings.aws_environment(),
+        "ENVIRONMENT": settings.environment,
+        "ZIP_FILE": str(package),
+        "DB_PORT": str(settings.db_port),
+        "DB_NAME": settings.db_name,
+        "DB_USER": settings.db_user,
+        # A throwaway value: the script passes it on a command line, visible to `ps`.
+        "DB_PASSWORD": "benchmark-only-password",
+    }
+    started = time.perf_counter()
+    subprocess.run(["bash", str(PROJECT / "benchmarks" / "provision_with_awscli.sh")], env=script_env,
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def summary(values: list[float]) -> str:
     return (f"median {statistics.median(values):7.2f} s   min {min(values):6.2f} s   "
             f"max {max(values):6.2f} s   (n={len(values)})")
@@ -164,6 +205,9 @@ def main() -> None:
     warm: list[float] = []
     verify: list[float] = []
     baseline: list[float] = []
+    provision_cold: list[float] = []
+    provision_noop: list[float] = []
+    provision_cli: list[float] = []
 
     try:
         for _ in range(arguments.runs):
@@ -186,6 +230,16 @@ def main() -> None:
         for _ in range(arguments.runs):
             with hand_started(settings) as elapsed:
                 baseline.append(elapsed)
+
+        cli_env = awscli_environment()
+        invoke(env, "stack.up")
+        for _ in range(arguments.runs):
+            reset_emulator(settings)
+            provision_cold.append(invoke(env, "resources.setup"))
+            provision_noop.append(invoke(env, "resources.setup"))
+            reset_emulator(settings)
+            provision_cli.append(provision_with_awscli(settings, cli_env))
+        invoke(env, "stack.down")
     finally:
         subprocess.run([INVOKE, "stack.down"], cwd=PROJECT, env=env, capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
@@ -197,6 +251,11 @@ def main() -> None:
     ratio = statistics.median(warm) / statistics.median(baseline)
     print(f"ratio warm stack.up / baseline (medians)             {ratio:7.2f}")
     print(f"peak memory of the stack's processes together        {sampler.peak / 2**20:7.1f} MiB")
+    print(f"resources.setup on an empty emulator                 {summary(provision_cold)}")
+    print(f"resources.setup with nothing to change               {summary(provision_noop)}")
+    print(f"same resources by a script of AWS CLI calls          {summary(provision_cli)}")
+    ratio = statistics.median(provision_cli) / statistics.median(provision_cold)
+    print(f"ratio AWS CLI script / resources.setup (medians)     {ratio:7.2f}")
 
 
 if __name__ == "__main__":

@@ -182,7 +182,8 @@ def test_unreachable_catcher_names_url_and_next_step() -> None:
 
     message = str(raised.value)
     assert f"http://127.0.0.1:{port}/api/v2/messages" in message
-    assert "python -m localaws.mail" in message
+    assert "invoke stack.up" in message
+    assert "MAIL_HTTP_PORT" in message
 
 
 def test_client_rejects_non_http_url() -> None:
