@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -554,14 +555,28 @@ def test_rds_storage_update(tmp_path: Path) -> None:
     assert "allocated_storage" in shrink.message
 
 
-@pytest.mark.xfail(reason="moto 5.2.5 ignores DBPortNumber in modify_db_instance", strict=True)
 @pytest.mark.usefixtures("aws")
-def test_rds_port_update(tmp_path: Path) -> None:
+def test_rds_port_update_fails_on_aws_when_ignored(tmp_path: Path) -> None:
     case = CASES["rds_instance"]
     run(case, tmp_path)
+    # moto 5.2.5 ignores DBPortNumber in modify_db_instance, as an instance that never applies it would.
     result = run(case, tmp_path, port=5433)
-    assert result.status is Status.CHANGED
+    assert result.status is Status.FAILED
+    assert "old port" in result.message
+    assert instance_exists("unit-db")
+
+
+@pytest.mark.usefixtures("aws")
+def test_rds_port_update_recreates_emulator_record(tmp_path: Path) -> None:
+    case = CASES["rds_instance"]
+    run(case, tmp_path)
+    emulator = Target("local", REGION, "http://127.0.0.1:4566", "test", "test")
+    context = dataclasses.replace(make_context(tmp_path), target=emulator)
+    result = RdsInstance().run({**case.arguments, "port": 5433}, context)
+    assert result.status is Status.CHANGED, result.message
     assert result.facts["endpoint_port"] == 5433
+    again = RdsInstance().run({**case.arguments, "port": 5433}, context)
+    assert again.status is Status.OK, again.diff
 
 
 @pytest.mark.usefixtures("aws")

@@ -247,8 +247,40 @@ class RdsInstance(Module):
             modify_instance(rds, instance, arguments, changes)
             if arguments.get("wait", True):
                 wait_for(rds, "db_instance_available", identifier, timeout)
-            facts = self._facts(describe_instance(rds, identifier) or instance)
+            modified = describe_instance(rds, identifier) or instance
+            if "port" in changes and current_port(modified) != changes.after["port"]:
+                failure = self._recreate_for_port(rds, identifier, arguments, context, timeout)
+                if failure is not None:
+                    return failure
+                modified = describe_instance(rds, identifier) or modified
+            facts = self._facts(modified)
         return _aws.changed_result(KIND, identifier, changes, context.check_mode, facts)
+
+    @staticmethod
+    def _recreate_for_port(rds: Any, identifier: str, arguments: dict[str, Any], context: ModuleContext,
+                           timeout: int) -> ModuleResult | None:
+        """Delete and re-create an emulator's instance whose port ModifyDBInstance left unchanged.
+
+        MiniStack 1.5.33 and moto 5.2.5 accept DBPortNumber but keep the old port. On an
+        emulator the instance is a record without data, so re-creating it loses nothing.
+        On AWS the instance holds data, so the module fails instead.
+        """
+        if context.target.endpoint_url is None:
+            return ModuleResult.failed(f"{KIND} {identifier} still reports its old port after "
+                                       f"ModifyDBInstance set port {arguments['port']}. Check the "
+                                       "instance in the RDS console.")
+        missing = missing_for_create(arguments)
+        if missing:
+            return ModuleResult.failed(f"{KIND} {identifier} ignored the port change and cannot be "
+                                       f"re-created with the new port: missing {', '.join(missing)}.")
+        rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
+                               DeleteAutomatedBackups=True)
+        if arguments.get("wait", True):
+            wait_for(rds, "db_instance_deleted", identifier, timeout)
+        create_instance(rds, identifier, arguments)
+        if arguments.get("wait", True):
+            wait_for(rds, "db_instance_available", identifier, timeout)
+        return None
 
     def _remove(self, rds: Any, identifier: str, instance: dict[str, Any] | None, arguments: dict[str, Any],
                 check_mode: bool) -> ModuleResult:
