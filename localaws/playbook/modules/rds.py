@@ -263,7 +263,7 @@ class RdsInstance(Module):
 
         MiniStack 1.5.33 and moto 5.2.5 accept DBPortNumber but keep the old port. On an
         emulator the instance is a record without data, so re-creating it loses nothing.
-        On AWS the instance holds data, so the module fails instead.
+        On AWS the instance contains data, so the module fails instead.
         """
         if context.target.endpoint_url is None:
             return ModuleResult.failed(f"{KIND} {identifier} still reports its old port after "
