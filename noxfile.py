@@ -5,7 +5,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "unit", "integration"]
+nox.options.sessions = ["lint", "unit", "integration", "e2e"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -34,3 +34,10 @@ def integration(session: nox.Session) -> None:
     """Run the integration tests against real services that the tests start and stop."""
     install(session)
     session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
+
+
+@nox.session(python="3.11")
+def e2e(session: nox.Session) -> None:
+    """Run the end-to-end flows on a stack they start and stop, with the emulator checking codes."""
+    install(session)
+    session.run("pytest", "-m", "e2e", "tests/e2e", *session.posargs)
