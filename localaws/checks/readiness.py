@@ -140,6 +140,31 @@ def check_migrations(settings: Settings) -> CheckResult:
     return CheckResult(name, True, f"{len(state.applied)} migrations applied, none pending")
 
 
+def check_database_identity(settings: Settings) -> CheckResult:
+    """Check that the database the settings name carries this state folder's marker."""
+    from localaws.database.marker import marker_text, read_marker
+
+    name = "database identity"
+    place = f"{settings.db_host}:{settings.db_port}/{settings.db_name}"
+    try:
+        found = read_marker(settings)
+    except Exception as error:
+        return CheckResult(name, False, f"{place}: {error}", _database_fix(settings))
+    expected = marker_text(settings)
+    if found == expected:
+        return CheckResult(name, True, f"{place} was set up from {settings.state_dir}")
+    if found is None:
+        return CheckResult(name, False, f"{place} has no marker of a state folder",
+                           "run `invoke db.setup` to mark it as this checkout's database")
+    return CheckResult(
+        name, False, f"{place} was set up from another state folder (its comment is {found!r}, "
+        f"this state folder's is {expected!r})",
+        "another checkout uses this database: give this checkout its own DB_NAME and DB_USER "
+        "(`--set DB_NAME=... --set DB_USER=...`) or its own POSTGRES_PRIVATE_PORT, then run "
+        "`invoke db.setup`",
+    )
+
+
 def run_checks(settings: Settings, resources: bool = True) -> list[CheckResult]:
     """Run every readiness check in order and return all results; nothing is changed.
 
@@ -152,6 +177,7 @@ def run_checks(settings: Settings, resources: bool = True) -> list[CheckResult]:
         results.append(_timed(f"aws {service}", functools.partial(check_aws_service, settings, service)))
     results.append(_timed("postgres login", lambda: check_database_login(settings)))
     results.append(_timed("database schema", lambda: check_migrations(settings)))
+    results.append(_timed("database identity", lambda: check_database_identity(settings)))
     results.append(_timed("mail smtp", lambda: _from_health(
         "mail smtp", probe_smtp(settings), "run `invoke stack.up`")))
     results.append(_timed("mail api", lambda: _from_health(

@@ -20,10 +20,11 @@ from localaws.runtime import host
     "set_": SET_HELP,
     "postgres": "PostgreSQL to use: system, container or auto; kept in the env file.",
     "timeout": "Seconds to wait for the services; default 120.",
+    "mode": "Connection mode of the application: direct or rds; kept in the env file as DB_MODE.",
 })
 @reports_errors
 def local_dev(c: Context, set_: list[str] | None = None, postgres: str | None = None,
-              timeout: float = 120.0) -> None:
+              timeout: float = 120.0, mode: str | None = None) -> None:
     """Set up and start the whole local environment, then verify it."""
     started = time.perf_counter()
 
@@ -31,9 +32,10 @@ def local_dev(c: Context, set_: list[str] | None = None, postgres: str | None = 
         say(f"==> {title} [{time.perf_counter() - started:.1f} s]")
 
     step("settings")
-    settings = load_settings(c, set_ or (), POSTGRES_SERVER=postgres)
+    settings = load_settings(c, set_ or (), POSTGRES_SERVER=postgres, DB_MODE=mode)
     say(f"env file: {settings.env_file}; state folder: {settings.state_dir}")
-    say(f"PostgreSQL: {settings.postgres_server} server on port {settings.db_port}")
+    say(f"PostgreSQL: {settings.postgres_server} server on port {settings.db_port}, "
+        f"connection mode {settings.db_mode}")
 
     step("services")
     host.up(settings, say, timeout)

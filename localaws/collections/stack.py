@@ -82,4 +82,22 @@ def wait(c: Context, timeout: float = 60.0) -> None:
     host.wait(load_settings(c), timeout, say)
 
 
-collection = Collection("stack", up, down, status, logs, wait)
+@task(help={"to": "Connection mode: direct (DATABASE_URL) or rds (the emulator's RDS instance and the "
+                  "database secret)."})
+@reports_errors
+def mode(c: Context, to: str) -> None:
+    """Set how the application and the Lambda functions find the database, and redeploy the functions."""
+    from localaws.collections.db import apply_playbook_lines, emulator_problem
+
+    settings = load_settings(c, (), DB_MODE=to)
+    say(f"{settings.env_file}: DB_MODE={settings.db_mode}")
+    problem = emulator_problem(settings)
+    if problem is not None:
+        say(f"{problem}; run `invoke resources.setup` after `invoke stack.up` to give the Lambda "
+            "functions the new mode")
+        return
+    for line in apply_playbook_lines(settings, "site.yml"):
+        say(line)
+
+
+collection = Collection("stack", up, down, status, logs, wait, mode)

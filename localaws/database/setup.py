@@ -9,6 +9,7 @@ import psycopg
 
 from localaws.database.admin import Change, ensure_database, ensure_role, require_server
 from localaws.database.connection import connect
+from localaws.database.marker import write_marker
 from localaws.database.migrations import Migration, discover, migrate
 from localaws.errors import DatabaseError
 from localaws.settings import Settings
@@ -44,7 +45,7 @@ class SetupResult:
 
 
 def setup_database(settings: Settings, sql_dir: Path) -> SetupResult:
-    """Create or update the role, create the database, then apply pending migrations.
+    """Create or update the role, create and mark the database, then apply pending migrations.
 
     Every step is idempotent, so a second run changes nothing. The migration
     files are checked first, so a misnamed file fails before the server is
@@ -54,6 +55,7 @@ def setup_database(settings: Settings, sql_dir: Path) -> SetupResult:
     require_server(settings)
     role = ensure_role(settings)
     database = ensure_database(settings)
+    write_marker(settings)
     applied = migrate(settings, sql_dir)
     return SetupResult(role, database, applied)
 

@@ -22,6 +22,10 @@ from localaws.errors import ConfigError
 from localaws.settings.envfile import read_env_file
 
 POSTGRES_SERVERS = ("system", "container", "auto")
+DB_MODES = ("direct", "rds")
+# The playbooks name the RDS record `<project>-<environment>-db`, with `project` from
+# playbooks/vars/common.yml.
+PROJECT_NAME = "tutor-system"
 RUNTIMES = ("host",)
 
 
@@ -105,6 +109,9 @@ SPECS: tuple[Spec, ...] = (
          "Unix socket folder of the system server."),
     Spec("POSTGRES_BIN_DIR", "postgres_bin_dir", str, "", "Folder of initdb and postgres; "
          "empty means the newest /usr/lib/postgresql/*/bin."),
+    Spec("DB_MODE", "db_mode", _choice(*DB_MODES), "direct",
+         "How the application finds the database: direct (DATABASE_URL) or rds (host and port "
+         "of the emulator's RDS instance, credentials from Secrets Manager)."),
     Spec("DB_NAME", "db_name", _nonempty, "app", "Application database."),
     Spec("DB_USER", "db_user", _nonempty, "app_user", "Application role."),
     Spec("DB_PASSWORD", "db_password", _nonempty, None, "Application role's password; "
@@ -114,7 +121,7 @@ SPECS: tuple[Spec, ...] = (
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
 
 # Written to the env file for the application's code, never read back: they follow from the rest.
-DERIVED_KEYS = ("AWS_ENDPOINT_URL", "DB_HOST", "DB_PORT", "DATABASE_URL")
+DERIVED_KEYS = ("AWS_ENDPOINT_URL", "DB_HOST", "DB_PORT", "DATABASE_URL", "DB_INSTANCE_IDENTIFIER")
 
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~"
 
@@ -150,6 +157,7 @@ class Settings:
     postgres_private_port: int = 5433
     postgres_system_socket_dir: str = "/var/run/postgresql"
     postgres_bin_dir: str = ""
+    db_mode: str = "direct"
     db_name: str = ""
     db_user: str = ""
     db_password: str = field(default="", repr=False)
@@ -180,6 +188,10 @@ class Settings:
         return f"postgresql://{user}:{password}@{self.db_host}:{self.db_port}/{quote(self.db_name)}"
 
     @property
+    def db_instance_identifier(self) -> str:
+        return f"{PROJECT_NAME}-{self.environment}-db"
+
+    @property
     def mail_api_url(self) -> str:
         return f"http://{self.bind_host}:{self.mail_http_port}"
 
@@ -188,12 +200,16 @@ class Settings:
         return self.sources.get(key, "built-in default")
 
     def derived_values(self) -> dict[str, str]:
-        """Values the application reads that follow from the settings (endpoint, database URL)."""
+        """Values the application reads that follow from the settings (endpoint, database URL).
+
+        In rds mode DATABASE_URL is empty, so that nothing connects with it by mistake.
+        """
         return {
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "DB_HOST": self.db_host,
             "DB_PORT": str(self.db_port),
-            "DATABASE_URL": self.database_url,
+            "DATABASE_URL": self.database_url if self.db_mode == "direct" else "",
+            "DB_INSTANCE_IDENTIFIER": self.db_instance_identifier,
         }
 
     def key_values(self) -> dict[str, str]:

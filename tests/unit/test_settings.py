@@ -183,7 +183,10 @@ def test_comments_and_references_survive_commands(project: Path) -> None:
 
     resolve(project)
 
-    assert path.read_text() == text
+    # The derived RDS identifier follows ENVIRONMENT; every other line stays as written.
+    expected = text.replace("DB_INSTANCE_IDENTIFIER='tutor-system-local-db'",
+                            "DB_INSTANCE_IDENTIFIER='tutor-system-dev-db'")
+    assert path.read_text() == expected
 
 
 def test_read_only_run_leaves_file_untouched(project: Path) -> None:
