@@ -6,34 +6,16 @@ import json
 import os
 import shutil
 import smtplib
-import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PROJECT, make_state_dir, stack_environment
+from tests.integration.clihelpers import Cli
+from tests.integration.conftest import make_state_dir, stack_environment
 
 pytestmark = pytest.mark.integration
-
-INVOKE = str(Path(sys.executable).parent / "invoke")
-
-
-class Cli:
-    """Run `invoke` in the project with a private state folder, env file and ports."""
-
-    def __init__(self, environment: dict[str, str]) -> None:
-        self.environment = environment
-
-    def run(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([INVOKE, *arguments], cwd=PROJECT, env=self.environment,
-                                capture_output=True, text=True, timeout=300, check=False)
-        if check and result.returncode != 0:
-            pytest.fail(f"invoke {' '.join(arguments)} exited {result.returncode}:\n"
-                        f"{result.stdout}\n{result.stderr}")
-        return result
 
 
 @pytest.fixture(scope="module")
