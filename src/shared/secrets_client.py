@@ -7,6 +7,8 @@ Configuration comes from environment variables only:
 - `SECRETS_CACHE_TTL_SECONDS` (default 300) is how long a secret's value is reused; 0 disables the cache.
 - `SECRETS_CONNECT_TIMEOUT_SECONDS` (default 3) and `SECRETS_READ_TIMEOUT_SECONDS` (default 5) bound
   each request, so an unreachable endpoint falls back quickly.
+- `DB_MODE` (default `direct`): with `rds`, the database's host and port come from the endpoint of
+  the RDS instance `DB_INSTANCE_IDENTIFIER` (DescribeDBInstances), the other credentials from the secret.
 - `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER` and `DB_PASSWORD` are the database
   credentials used only when Secrets Manager cannot be reached.
 
@@ -17,6 +19,7 @@ the credentials and the retry settings (`AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -91,6 +94,10 @@ class DatabaseCredentialsError(SecretsUnavailableError):
     """Secrets Manager is unreachable and the fallback environment variables are incomplete."""
 
 
+class DatabaseInstanceError(SecretsError):
+    """In rds mode, the RDS instance that gives the database's host and port cannot be read."""
+
+
 @dataclass(frozen=True)
 class DatabaseCredentials:
     """PostgreSQL connection settings, with the password left out of repr."""
@@ -144,10 +151,12 @@ class SecretsClient:
         ttl_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         environ: Mapping[str, str] | None = None,
+        rds_client: Any = None,
     ) -> None:
-        """Create a reader. `client` is a boto3 Secrets Manager client, created on first use when None."""
+        """Create a reader. `client` and `rds_client` are boto3 clients, created on first use when None."""
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._client = client
+        self._rds_client = rds_client
         self._clock = clock
         self._ttl = (
             _read_seconds(self._environ, "SECRETS_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS)
@@ -180,17 +189,19 @@ class SecretsClient:
         """Boto3 Secrets Manager client, created on first use from boto3's standard settings."""
         with self._lock:
             if self._client is None:
-                config = Config(
-                    connect_timeout=_read_seconds(
-                        self._environ, "SECRETS_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT_SECONDS
-                    ),
-                    read_timeout=_read_seconds(
-                        self._environ, "SECRETS_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS
-                    ),
-                )
                 # A session of its own, because boto3's default session is not thread-safe.
-                self._client = boto3.session.Session().client("secretsmanager", config=config)
+                self._client = boto3.session.Session().client("secretsmanager", config=self._config())
             return self._client
+
+    def _config(self) -> Config:
+        return Config(
+            connect_timeout=_read_seconds(
+                self._environ, "SECRETS_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT_SECONDS
+            ),
+            read_timeout=_read_seconds(
+                self._environ, "SECRETS_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS
+            ),
+        )
 
     def get_secret(self, name: str) -> dict[str, Any]:
         """Return the JSON object stored in secret `name`, from the cache while its TTL lasts."""
@@ -248,7 +259,38 @@ class SecretsClient:
             logger.info(
                 "Secrets Manager is reachable again, so database credentials come from secret %s", name
             )
-        return _database_credentials_from_secret(name, value)
+        credentials = _database_credentials_from_secret(name, value)
+        if self._environ.get("DB_MODE", "direct") == "rds":
+            host, port = self._rds_endpoint()
+            credentials = dataclasses.replace(credentials, host=host, port=port)
+        return credentials
+
+    def _rds_endpoint(self) -> tuple[str, int]:
+        """Return the address and port of the RDS instance named by DB_INSTANCE_IDENTIFIER."""
+        identifier = self._environ.get("DB_INSTANCE_IDENTIFIER")
+        if not identifier:
+            raise DatabaseInstanceError(
+                "DB_MODE is rds but DB_INSTANCE_IDENTIFIER is not set. Set it to the RDS instance's "
+                "identifier, such as tutor-system-local-db, or set DB_MODE to direct."
+            )
+        with self._lock:
+            if self._rds_client is None:
+                self._rds_client = boto3.session.Session().client("rds", config=self._config())
+            rds = self._rds_client
+        try:
+            instances = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        except ClientError as exc:
+            raise DatabaseInstanceError(
+                f"Cannot read RDS instance {identifier!r}: {exc}. Run `invoke resources.setup` to "
+                "create it, or set DB_MODE to direct."
+            ) from exc
+        endpoint = (instances[0].get("Endpoint") or {}) if instances else {}
+        if not endpoint.get("Address") or not endpoint.get("Port"):
+            raise DatabaseInstanceError(
+                f"RDS instance {identifier!r} reports no endpoint yet. Wait until it is available."
+            )
+        port = _port(endpoint["Port"], f"endpoint port of RDS instance {identifier!r}")
+        return str(endpoint["Address"]), port
 
     def get_jwt_config(self) -> JwtConfig:
         """Read the JWT secret: signing key, algorithm, token lifetime and any keys replaced by rotation."""
