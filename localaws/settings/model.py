@@ -67,6 +67,13 @@ def _nonempty(value: str) -> str:
     return value
 
 
+def _rotation_clock(value: str) -> str:
+    from localaws.rotation.clock import parse_clock
+
+    parse_clock(value)
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class Spec:
     """One setting: its key in every layer, its type and its built-in default."""
@@ -116,6 +123,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("DB_USER", "db_user", _nonempty, "app_user", "Application role."),
     Spec("DB_PASSWORD", "db_password", _nonempty, None, "Application role's password; "
          "generated on first use.", secret=True),
+    Spec("ROTATION_CLOCK", "rotation_clock", _rotation_clock, "",
+         "Time the secret rotation tasks take as now: empty for the real time, an ISO 8601 timestamp "
+         "such as 2030-01-01T00:00:00Z, or an offset from the real time such as +3d or -12h."),
 )
 
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
@@ -161,6 +171,7 @@ class Settings:
     db_name: str = ""
     db_user: str = ""
     db_password: str = field(default="", repr=False)
+    rotation_clock: str = ""
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
