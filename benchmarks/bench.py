@@ -10,7 +10,9 @@ until they answer, with no supervisor, preflight or settings work.
 It also measures provisioning: `invoke resources.setup` on an empty
 emulator and again with nothing to change, against the same resources created
 by `provision_with_awscli.sh`, a plain script of AWS CLI calls, on the same
-emulator. The AWS CLI is installed on first use into a cached virtualenv.
+emulator. Then `invoke db.switch` in both directions on a database of 100,000
+users, when the system server answers on port 5432. The AWS CLI is installed
+on first use into a cached virtualenv.
 
 Usage: .venv/bin/python benchmarks/bench.py [--runs N]
 """
@@ -38,6 +40,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 from localaws.database import cluster  # noqa: E402
+from localaws.database.admin import run_admin_sql, server_answers  # noqa: E402
 from localaws.runtime import emulator  # noqa: E402
 from localaws.runtime.health import probe_emulator, probe_mail, probe_postgres  # noqa: E402
 from localaws.runtime.supervisor import Supervisor  # noqa: E402
@@ -188,6 +191,35 @@ def provision_with_awscli(settings: Settings, cli_env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
+def measure_switch(root: Path, runs: int) -> tuple[list[float], list[float]] | None:
+    """Time `db.switch` both ways on 100,000 users; return None when the system server is down."""
+    if not server_answers("127.0.0.1", 5432):
+        return None
+    env = environment(root / "switch")
+    env.pop("POSTGRES_SERVER")
+    suffix = str(os.getpid())
+    name, user = f"bench_switch_{suffix}", f"bench_switch_{suffix}_user"
+    to_system: list[float] = []
+    to_container: list[float] = []
+    try:
+        subprocess.run([INVOKE, "local-dev", "--set", "POSTGRES_SERVER=container", "--set", f"DB_NAME={name}",
+                        "--set", f"DB_USER={user}"], cwd=PROJECT, env=env, capture_output=True, check=False)
+        invoke(env, "db.setup")
+        invoke(env, "db.shell", "--command",
+               "insert into users (cognito_sub, email) "
+               "select 'sub-' || g, 'user' || g || '@example.com' from generate_series(1, 100000) g")
+        for _ in range(runs):
+            to_system.append(invoke(env, "db.switch", "--to", "system", "--yes"))
+            to_container.append(invoke(env, "db.switch", "--to", "container", "--yes"))
+    finally:
+        subprocess.run([INVOKE, "stack.down"], cwd=PROJECT, env=env, capture_output=True, check=False)
+        settings = resolve_settings(PROJECT, {}, {}, env, write_env_file=False).replace(
+            postgres_server="system", db_name=name, db_user=user)
+        run_admin_sql(settings, f'drop database if exists "{name}" with (force);\n'
+                                f'drop role if exists "{user}";\n')
+    return to_system, to_container
+
+
 def summary(values: list[float]) -> str:
     return (f"median {statistics.median(values):7.2f} s   min {min(values):6.2f} s   "
             f"max {max(values):6.2f} s   (n={len(values)})")
@@ -240,6 +272,7 @@ def main() -> None:
             reset_emulator(settings)
             provision_cli.append(provision_with_awscli(settings, cli_env))
         invoke(env, "stack.down")
+        switch_times = measure_switch(root, arguments.runs)
     finally:
         subprocess.run([INVOKE, "stack.down"], cwd=PROJECT, env=env, capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
@@ -256,6 +289,11 @@ def main() -> None:
     print(f"same resources by a script of AWS CLI calls          {summary(provision_cli)}")
     ratio = statistics.median(provision_cli) / statistics.median(provision_cold)
     print(f"ratio AWS CLI script / resources.setup (medians)     {ratio:7.2f}")
+    if switch_times is None:
+        print("db.switch: skipped, the system server does not answer on 127.0.0.1:5432")
+    else:
+        print(f"db.switch container -> system, 100,000 users         {summary(switch_times[0])}")
+        print(f"db.switch system -> container, 100,000 users         {summary(switch_times[1])}")
 
 
 if __name__ == "__main__":
