@@ -8,6 +8,7 @@ from localaws.playbook.modules import (  # noqa: F401 - imported to register the
     lambda_function,
     logs,
     rds,
+    rotation,
     s3,
     secrets,
     ses,

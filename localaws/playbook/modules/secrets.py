@@ -100,6 +100,10 @@ class ValuePlan:
         self.password_options: dict[str, Any] = dict(options or {})
         # A password generated on an earlier run is kept, so only the other keys are compared.
         self.needs_password = False
+        # Rotation owns these keys after creation, so a stored value wins over the argument's.
+        for key in arguments.get("rotated_keys") or ():
+            if current is not None and key in current:
+                self.value[key] = current[key]
         if self.password_key is not None:
             if current is not None and self.password_key in current:
                 self.value[self.password_key] = current[self.password_key]
@@ -200,6 +204,10 @@ class Secret(Module):
                  "and `exclude_characters`. It is generated once and kept on later runs.",
         ),
         "kms_key": Argument(str, help="KMS key alias, id or ARN that encrypts the secret. Unset keeps it."),
+        "rotated_keys": Argument(
+            list, help="JSON keys that secret rotation changes, such as `password`: the value sets them "
+                       "when they are missing, and a stored value is kept.",
+        ),
         "description": Argument(str, help="Secret description."),
         "tags": _aws.TAGS,
         "recovery_window_days": Argument(
