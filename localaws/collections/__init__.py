@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke.collection import Collection
 
-from localaws.collections import db, email, resources, stack
+from localaws.collections import db, email, resources, rotation, stack
 from localaws.collections.local_dev import local_dev
 from localaws.collections.verify import verify
 
@@ -18,6 +18,7 @@ def build_namespace(project_dir: Path) -> Collection:
     namespace.add_collection(db.collection)
     namespace.add_collection(email.collection)
     namespace.add_collection(resources.collection)
+    namespace.add_collection(rotation.collection)
     namespace.add_task(verify)
     namespace.add_task(local_dev, name="local-dev")
     namespace.configure({"project_dir": str(project_dir)})

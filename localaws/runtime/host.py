@@ -99,6 +99,24 @@ def up(settings: Settings, report: Report, timeout: float = 60.0) -> None:
             report(f"{service.title}: " + ("restarted, its configuration changed"
                                           if service.name in changed else "started"))
         wait(settings, timeout, report)
+        rotate_due_secrets(settings, report)
+
+
+def rotate_due_secrets(settings: Settings, report: Report) -> None:
+    """Run the secret rotations that fell due while the stack was down, reporting a failure without raising.
+
+    Secrets without a rotation policy, or not created yet, are skipped, so this does nothing
+    before `invoke resources.setup` has run.
+    """
+    import botocore.exceptions
+
+    from localaws.errors import ToolkitError
+    from localaws.rotation.service import rotate_due
+
+    try:
+        rotate_due(settings, report)
+    except (ToolkitError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        report(f"secret rotation failed: {error}")
 
 
 def check_distinct_ports(services: list[Service]) -> None:
