@@ -281,7 +281,6 @@ def test_rds_instance_cycle(runner: Runner, cleanup: list[Any]) -> None:
     assert_removed(runner, RdsInstance, arguments)
 
 
-@pytest.mark.xfail(reason="MiniStack 1.5.33 ignores DBPortNumber in ModifyDBInstance", strict=True)
 def test_rds_instance_port_change(runner: Runner, cleanup: list[Any]) -> None:
     identifier = unique("emulator-db")
     cleanup.append((RdsInstance, {"identifier": identifier}))
