@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,9 @@ from localaws.runtime import host
 from localaws.settings import Settings, resolve_settings
 
 PROJECT = Path(__file__).resolve().parents[2]
+# The tutor system's `shared` package, imported as the Lambda functions import it.
+if str(PROJECT / "src") not in sys.path:
+    sys.path.insert(0, str(PROJECT / "src"))
 
 
 def free_port() -> int:
