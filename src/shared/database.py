@@ -3,7 +3,10 @@
 A Lambda container keeps module state between warm invocations, so the connection opened by the first
 invocation serves the following ones. Credentials come from the secrets client. When the server rejects
 them, the cached database secret is read again and the connection retried once, so a password rotated
-in Secrets Manager is picked up without failing the request.
+in Secrets Manager is picked up without failing the request. When that fails too, a rotation may be
+running: between its setSecret and finishSecret steps the role already has the AWSPENDING version's
+password, and right after finishSecret another thread may have cached the old value again. So one
+last attempt uses the AWSPENDING password if there is one, else the AWSCURRENT one read past the cache.
 
 `DB_CONNECT_TIMEOUT_SECONDS` (default 5) bounds each connection attempt. libpq's own `PG*` variables,
 such as `PGSSLMODE`, apply as usual.
@@ -11,6 +14,8 @@ such as `PGSSLMODE`, apply as usual.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import threading
@@ -19,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.rows import DictRow, dict_row
 
 from shared.secrets_client import DatabaseCredentials, SecretsClient, get_client
@@ -60,6 +66,16 @@ def get_connection(
             _connection = None
         _connection = _open_connection(secrets or get_client(), connect or psycopg.connect)
         return _connection
+
+
+def open_connection(
+    *, secrets: SecretsClient | None = None, connect: ConnectFunction | None = None
+) -> psycopg.Connection[DictRow]:
+    """Open a new connection that the caller owns and closes, reading credentials as get_connection does.
+
+    For code that needs a connection per thread, since the process's connection serves one thread at a time.
+    """
+    return _open_connection(secrets or get_client(), connect or psycopg.connect)
 
 
 @contextmanager
@@ -110,7 +126,49 @@ def _open_connection(secrets: SecretsClient, connect: ConnectFunction) -> psycop
 
     secrets.invalidate(secrets.database_secret_name)
     credentials = secrets.get_database_credentials()
-    return connect(**_connect_arguments(credentials))
+    try:
+        return connect(**_connect_arguments(credentials))
+    except psycopg.OperationalError as exc:
+        if not is_authentication_failure(exc):
+            raise
+        latest_password, stage = _latest_password(secrets)
+        if latest_password is None or latest_password == credentials.password:
+            raise
+    logger.warning(
+        "Database authentication failed again for user %s; connecting with the %s password of secret %s, "
+        "which a rotation has just set",
+        credentials.username,
+        stage,
+        secrets.database_secret_name,
+    )
+    return connect(**_connect_arguments(dataclasses.replace(credentials, password=latest_password)))
+
+
+def _latest_password(secrets: SecretsClient) -> tuple[str | None, str]:
+    """Return the AWSPENDING password, or the AWSCURRENT one when none is pending, read past the cache.
+
+    The second value names the stage read. The password is None when reading fails.
+    """
+    name = secrets.database_secret_name
+    client = secrets.boto_client
+    stage = "AWSCURRENT"
+    try:
+        stages = client.describe_secret(SecretId=name).get("VersionIdsToStages", {})
+        pending = next(
+            (version for version, labels in stages.items()
+             if "AWSPENDING" in labels and "AWSCURRENT" not in labels),
+            None,
+        )
+        request: dict[str, str] = {"SecretId": name, "VersionStage": stage}
+        if pending is not None:
+            stage = "AWSPENDING"
+            request = {"SecretId": name, "VersionId": pending, "VersionStage": stage}
+        value = json.loads(client.get_secret_value(**request).get("SecretString") or "null")
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        logger.warning("Reading the %s version of secret %s failed: %s", stage, name, exc)
+        return None, stage
+    password = value.get("password") if isinstance(value, dict) else None
+    return (password if isinstance(password, str) else None), stage
 
 
 def _connect_arguments(credentials: DatabaseCredentials) -> dict[str, Any]:
