@@ -208,5 +208,6 @@ def kms_rotation_check(kms: Any, period_days: int) -> Check:
         return check(name, False, f"reading the key failed: {error}")
     enabled = bool(status.get("KeyRotationEnabled"))
     period = status.get("RotationPeriodInDays")
+    # NOTE: moto 5.2.5 omits RotationPeriodInDays, so a missing period passes; AWS reports it.
     passed = enabled and (period is None or period == period_days)
     return check(name, passed, f"enabled={enabled}, every {period} days, policy {period_days}")

@@ -127,5 +127,5 @@ class SecretRotation(Module):
             if target == "local":
                 sm.untag_resource(SecretId=secret, TagKeys=[LAMBDA_TAG, DAYS_TAG])
             else:
-                sm.cancel_rotation(SecretId=secret)
+                sm.cancel_rotate_secret(SecretId=secret)
         return _aws.removed_result(KIND, secret, before, check_mode)
