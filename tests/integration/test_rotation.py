@@ -8,6 +8,8 @@ import pytest
 from psycopg import sql
 
 from localaws.database.admin import run_admin_sql
+from localaws.playbook import CollectingReporter, RunOptions
+from localaws.provisioning import apply_playbook
 from localaws.rotation import checks, clock
 from localaws.rotation.driver import STEPS
 from localaws.rotation.policy import LAST_ROTATED_TAG, as_datetime, tags_of
@@ -42,6 +44,17 @@ def test_two_rotations_run_four_steps(stack: Settings) -> None:
         assert after.old_version == before.token
         assert checks.logged_steps(client("logs"), function, before.token) == set(STEPS)
         assert checks.logged_steps(client("logs"), function, after.token) == set(STEPS)
+
+
+def test_playbooks_keep_rotated_values(stack: Settings) -> None:
+    settings = reload_settings(stack)
+    rotate_now(settings, ("database", "jwt"), print, local_client(settings))
+
+    result = apply_playbook(reload_settings(stack), "local", RunOptions(), confirm=lambda _: True,
+                            reporter=CollectingReporter())
+
+    assert result.failed_task is None
+    assert [entry.task for entry in result.results if entry.status.name != "OK"] == []
 
 
 def test_failed_test_step_keeps_current(stack: Settings) -> None:
