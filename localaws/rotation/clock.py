@@ -13,7 +13,7 @@ UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 def parse_clock(value: str) -> datetime | timedelta | None:
     """Parse a ROTATION_CLOCK value: None for the real time, a fixed time, or an offset from it.
 
-    Raises ValueError with the accepted forms when the value is none of them.
+    Raises ValueError, naming the accepted forms, when the value matches none of them.
     """
     text = value.strip()
     if not text:

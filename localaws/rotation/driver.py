@@ -1,7 +1,7 @@
 """Run a rotation's four Lambda steps where the emulator's RotateSecret does not.
 
 MiniStack 1.5.33's RotateSecret copies the current value into a new AWSCURRENT version without
-invoking the rotation function, so on the `local` target the toolkit invokes createSecret,
+invoking the rotation function. So on the `local` target the toolkit invokes createSecret,
 setSecret, testSecret and finishSecret itself, with one client request token, as Secrets Manager
 does on AWS. The Lambda's finishSecret moves AWSCURRENT. Afterwards the driver removes AWSPENDING,
 as Secrets Manager does once a rotation succeeds, and checks where every label ended up.

@@ -40,7 +40,7 @@ def as_datetime(value: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class RotationPolicy:
-    """How and when one secret rotates."""
+    """Rotation function, interval and history of one secret."""
 
     secret: str
     arn: str

@@ -208,7 +208,7 @@ class JwtRotation(Rotation):
 
     def set(self, current: dict[str, Any]) -> None:
         """Do nothing: the key lives only in the secret, so no other service has to change."""
-        self.log.info("no service holds the key, nothing to set")
+        self.log.info("the key is stored only in the secret, so there is nothing to set")
 
     def test(self, current: dict[str, Any]) -> None:
         """Check that the pending key is new and long enough, and that the current key stays valid."""
