@@ -194,7 +194,8 @@ def test_confirmed_apply_creates_resources(tmp_path: Path) -> None:
     assert sorted(bucket_names()) == [f"{PREFIX}-assets", f"{PREFIX}-uploads"]
     aliases = [alias["AliasName"] for alias in client("kms").list_aliases()["Aliases"]]
     assert "alias/tutor-system-secrets" in aliases
-    assert sorted(secret_names()) == ["tutor-system/local/database", "tutor-system/local/jwt"]
+    assert sorted(secret_names()) == [
+        "tutor-system/local/database", "tutor-system/local/database-admin", "tutor-system/local/jwt"]
     assert role_exists(f"{PREFIX}-lambda-execution")
     log_groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
     assert f"/aws/lambda/{PREFIX}-health" in [group["logGroupName"] for group in log_groups]
