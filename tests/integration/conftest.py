@@ -24,6 +24,7 @@ from localaws.playbook import CollectingReporter, RunOptions
 from localaws.provisioning import apply_playbook
 from localaws.runtime import host
 from localaws.settings import Settings, resolve_settings
+from tests.integration.mailhelpers import CatcherProcess
 
 PROJECT = Path(__file__).resolve().parents[2]
 # The tutor system's `shared` package, imported as the Lambda functions import it.
@@ -90,3 +91,12 @@ def stack() -> Iterator[Settings]:
     finally:
         host.down(settings, print)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def catcher(tmp_path: Path) -> Iterator[CatcherProcess]:
+    """A mail catcher process on free loopback ports with a store in `tmp_path`."""
+    process = CatcherProcess(store_dir=tmp_path / "store", log_path=tmp_path / "catcher.log")
+    process.start()
+    yield process
+    process.stop()

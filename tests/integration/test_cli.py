@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -12,23 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clihelpers import Cli
-from tests.integration.conftest import make_state_dir, stack_environment
+from tests.integration.clihelpers import Cli, local_dev_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Cli]:
-    root = make_state_dir("localaws-cli-")
-    environment = {**os.environ, **stack_environment(root)}
-    runner = Cli(environment)
-    try:
-        runner.run("local-dev")
+    with local_dev_stack("localaws-cli-") as runner:
         yield runner
-    finally:
-        runner.run("stack.down", check=False)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_local_dev_leaves_verify_passing(cli: Cli) -> None:

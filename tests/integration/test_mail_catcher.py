@@ -5,7 +5,6 @@ from __future__ import annotations
 import smtplib
 import socket
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote
@@ -22,14 +21,6 @@ pytestmark = pytest.mark.integration
 UTF8_SUBJECT = "Bienvenue à l\u2019école — ✓"
 ATTACHMENT = bytes(range(256)) * 64 + b"\r\n.\r\n\x00end"
 MESSAGE_FIELDS = {"ID", "From", "To", "Content", "Created", "MIME", "Raw"}
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[CatcherProcess]:
-    process = CatcherProcess(store_dir=tmp_path / "store", log_path=tmp_path / "catcher.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def send(catcher: CatcherProcess, message: EmailMessage) -> None:

@@ -7,7 +7,6 @@ import re
 import shutil
 import smtplib
 import subprocess
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,14 +19,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"
 SUBJECTS = ["Plain subject", "Bienvenue à l\u2019école — ✓", "Tags <b>stay</b> text"]
 CHROMIUM_TIMEOUT_SECONDS = 60
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[CatcherProcess]:
-    process = CatcherProcess(store_dir=tmp_path / "store", log_path=tmp_path / "catcher.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def dump_dom(url: str, profile: Path) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import urllib.request
@@ -19,8 +18,8 @@ from localaws.playbook import CollectingReporter, RunOptions, RunResult, Status,
 from localaws.provisioning import apply_playbook
 from localaws.runtime import host
 from localaws.settings import Settings
-from tests.integration.clihelpers import Cli
-from tests.integration.conftest import PROJECT, make_state_dir, stack_environment, stack_settings
+from tests.integration.clihelpers import Cli, local_dev_stack
+from tests.integration.conftest import PROJECT, make_state_dir, stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -251,14 +250,8 @@ def test_teardown_removes_every_resource() -> None:
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Cli]:
     """`invoke local-dev` run once in a private stack, stopped and removed after the module."""
-    root = make_state_dir("localaws-resources-cli-")
-    runner = Cli({**os.environ, **stack_environment(root)})
-    try:
-        runner.run("local-dev")
+    with local_dev_stack("localaws-resources-cli-") as runner:
         yield runner
-    finally:
-        runner.run("stack.down", check=False)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_setup_after_local_dev_changes_nothing(cli: Cli) -> None:
