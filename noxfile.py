@@ -18,7 +18,7 @@ def install(session: nox.Session, extras: str = "test") -> None:
 def lint(session: nox.Session) -> None:
     """Check style with ruff and types with mypy."""
     install(session, "lint")
-    session.run("ruff", "check", "localaws", "tests", "tasks.py", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "localaws", "src", "tests", "tasks.py", "noxfile.py", "benchmarks")
     session.run("mypy")
 
 
