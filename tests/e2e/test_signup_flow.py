@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from localaws.checks.readiness import aws_client
 from localaws.database.setup import setup_database
 from localaws.playbook import CollectingReporter, RunOptions
 from localaws.provisioning import apply_playbook
@@ -19,11 +20,11 @@ from tests.integration.conftest import PROJECT, make_state_dir, stack_settings
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def checking_stack() -> Iterator[Settings]:
-    """A stack with EMULATOR_CODE_CHECKING=true, so a wrong code fails as on AWS."""
+@pytest.fixture(scope="module", params=["direct", "rds"])
+def checking_stack(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """A stack with EMULATOR_CODE_CHECKING=true, so a wrong code fails as on AWS, in each DB_MODE."""
     state_dir = make_state_dir("localaws-e2e-")
-    settings = stack_settings(state_dir, EMULATOR_CODE_CHECKING="true")
+    settings = stack_settings(state_dir, EMULATOR_CODE_CHECKING="true", DB_MODE=request.param)
     try:
         host.up(settings, print, timeout=120)
         setup_database(settings, PROJECT / "sql")
@@ -71,7 +72,10 @@ def test_signup_flow(checking_stack: Settings) -> None:
     assert body["profile"]["status"] == "active"
     sub = body["sub"]
 
-    with psycopg.connect(checking_stack.database_url, row_factory=psycopg.rows.dict_row) as connection:
+    connection = psycopg.connect(host=checking_stack.db_host, port=checking_stack.db_port,
+                                 dbname=checking_stack.db_name, user=checking_stack.db_user,
+                                 password=checking_stack.db_password, row_factory=psycopg.rows.dict_row)
+    with connection:
         rows = connection.execute("select cognito_sub, email, display_name, status from users "
                                   "where cognito_sub = %s", (sub,)).fetchall()
     assert rows == [
@@ -106,3 +110,20 @@ def test_reset_password_wrong_code_rejected(checking_stack: Settings) -> None:
                                {"email": email, "code": reset_code, "password": "Other-Passw0rd"})
     assert status == 200, body
     assert api.login(email, "Other-Passw0rd")[0] == 200
+
+
+def test_functions_use_configured_mode(checking_stack: Settings) -> None:
+    api = SignupApi(checking_stack)
+    configuration = aws_client(checking_stack, "lambda").get_function_configuration(
+        FunctionName=api.function_name("example-secrets-usage"))
+    result = api.invoke("example-secrets-usage", {})
+
+    assert configuration["Environment"]["Variables"]["DB_MODE"] == checking_stack.db_mode
+    assert result["credentials_source"] == "secretsmanager"
+    assert result["database"]["port"] == checking_stack.db_port
+
+
+def test_rds_mode_leaves_database_url_empty(checking_stack: Settings) -> None:
+    if checking_stack.db_mode != "rds":
+        pytest.skip("DATABASE_URL is set in direct mode")
+    assert checking_stack.derived_values()["DATABASE_URL"] == ""
