@@ -7,8 +7,9 @@ ratio of the toolkit's warm start to a baseline measured in the same run:
 the same three programs started by hand as plain subprocesses and polled
 until they answer, with no supervisor, preflight or settings work.
 
-It also measures provisioning: `invoke resources.setup` on an empty
-emulator and again with nothing to change, against the same resources created
+It also times one whole sign-up through API Gateway (register, the code
+from the mail catcher, confirm, login, /api/me), and measures provisioning:
+`invoke resources.setup` on an empty emulator and again with nothing to change, against the same resources created
 by `provision_with_awscli.sh`, a plain script of AWS CLI calls, on the same
 emulator. Then `invoke db.switch` in both directions on a database of 100,000
 users, when the system server answers on port 5432. The AWS CLI is installed
@@ -45,6 +46,7 @@ from localaws.runtime import emulator  # noqa: E402
 from localaws.runtime.health import probe_emulator, probe_mail, probe_postgres  # noqa: E402
 from localaws.runtime.supervisor import Supervisor  # noqa: E402
 from localaws.settings import Settings, resolve_settings  # noqa: E402
+from tests.e2e.signup_api import SignupApi, unique_email  # noqa: E402
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
 
@@ -220,6 +222,22 @@ def measure_switch(root: Path, runs: int) -> tuple[list[float], list[float]] | N
     return to_system, to_container
 
 
+def time_signup(api: SignupApi) -> float:
+    """Time one whole sign-up through the API: register, code from the mail, confirm, login, /api/me."""
+    email = unique_email("bench")
+    started = time.perf_counter()
+    steps = [api.register(email)]
+    steps.append(api.confirm(email, api.wait_for_code(email)))
+    status, body = api.login(email)
+    steps.append((status, body))
+    steps.append(api.me(body.get("access_token")))
+    elapsed = time.perf_counter() - started
+    failed = [(status, body) for status, body in steps if status != 200]
+    if failed:
+        raise SystemExit(f"sign-up flow failed: {failed}")
+    return elapsed
+
+
 def summary(values: list[float]) -> str:
     return (f"median {statistics.median(values):7.2f} s   min {min(values):6.2f} s   "
             f"max {max(values):6.2f} s   (n={len(values)})")
@@ -237,6 +255,7 @@ def main() -> None:
     warm: list[float] = []
     verify: list[float] = []
     baseline: list[float] = []
+    signup: list[float] = []
     provision_cold: list[float] = []
     provision_noop: list[float] = []
     provision_cli: list[float] = []
@@ -271,6 +290,11 @@ def main() -> None:
             provision_noop.append(invoke(env, "resources.setup"))
             reset_emulator(settings)
             provision_cli.append(provision_with_awscli(settings, cli_env))
+        reset_emulator(settings)
+        invoke(env, "resources.setup")
+        api = SignupApi(settings)
+        for _ in range(arguments.runs):
+            signup.append(time_signup(api))
         invoke(env, "stack.down")
         switch_times = measure_switch(root, arguments.runs)
     finally:
@@ -289,6 +313,7 @@ def main() -> None:
     print(f"same resources by a script of AWS CLI calls          {summary(provision_cli)}")
     ratio = statistics.median(provision_cli) / statistics.median(provision_cold)
     print(f"ratio AWS CLI script / resources.setup (medians)     {ratio:7.2f}")
+    print(f"sign-up flow, register to /api/me                    {summary(signup)}")
     if switch_times is None:
         print("db.switch: skipped, the system server does not answer on 127.0.0.1:5432")
     else:
