@@ -11,9 +11,10 @@ It also times one whole sign-up through API Gateway (register, the code
 from the mail catcher, confirm, login, /api/me), and measures provisioning:
 `invoke resources.setup` on an empty emulator and again with nothing to
 change, against the same resources created by `provision_with_awscli.sh`, a
-plain script of AWS CLI calls, on the same emulator. Then `invoke db.switch` in both directions on a database of 100,000
-users, when the system server answers on port 5432. The AWS CLI is installed
-on first use into a cached virtualenv.
+plain script of AWS CLI calls, on the same emulator. Then `invoke db.switch`
+in both directions on a database of 100,000 users, when the system server
+answers on port 5432. The AWS CLI is installed on first use into a cached
+virtualenv.
 
 Usage: .venv/bin/python benchmarks/bench.py [--runs N]
 """
