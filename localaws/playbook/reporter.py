@@ -72,8 +72,14 @@ class TextReporter:
         kind = "handler " if result.handler else ""
         message = f": {result.message}" if result.message else ""
         self._write(f"{self._status(result.status)} {kind}{result.task} ({result.seconds:.2f}s){message}")
-        for item in result.items:
-            self._item(item)
+        if len(result.items) == 1:
+            # The task's message already names its only item, so only the diff is left to show.
+            item = result.items[0]
+            if self.options.diff and item.status is Status.CHANGED:
+                self._diff(item.diff)
+        else:
+            for item in result.items:
+                self._item(item)
         if self.options.diff and result.status is Status.CHANGED and not result.items:
             self._diff(result.diff)
 
