@@ -176,12 +176,12 @@ def reset_emulator(settings: Settings) -> None:
 
 
 def provision_with_awscli(settings: Settings, cli_env: dict[str, str]) -> float:
-    package = next((settings.state_dir / "build" / "local").glob("*/package.zip"))
     script_env = {
         **cli_env,
         **settings.aws_environment(),
         "ENVIRONMENT": settings.environment,
-        "ZIP_FILE": str(package),
+        "BUILD_DIR": str(settings.state_dir / "build" / "local"),
+        "POSTGRES_SERVER": settings.postgres_server,
         "DB_PORT": str(settings.db_port),
         "DB_NAME": settings.db_name,
         "DB_USER": settings.db_user,
