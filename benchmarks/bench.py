@@ -5,7 +5,7 @@ Runs the real `invoke` tasks in subprocesses against a stack of its own
 running environment is untouched. Prints medians over several runs, and the
 ratio of the toolkit's warm start to a baseline measured in the same run:
 the same three programs started by hand as plain subprocesses and polled
-until they answer, with no supervisor, preflight or settings work.
+until they respond, with no supervisor, preflight or settings work.
 
 It also times one whole sign-up through API Gateway (register, the code
 from the mail catcher, confirm, login, /api/me), and measures provisioning:
@@ -13,7 +13,7 @@ from the mail catcher, confirm, login, /api/me), and measures provisioning:
 change, against the same resources created by `provision_with_awscli.sh`, a
 plain script of AWS CLI calls, on the same emulator. Then `invoke db.switch`
 in both directions on a database of 100,000 users, when the system server
-answers on port 5432. The AWS CLI is installed on first use into a cached
+responds on port 5432. The AWS CLI is installed on first use into a cached
 virtualenv.
 
 Usage: .venv/bin/python benchmarks/bench.py [--runs N]

@@ -31,7 +31,7 @@ class CheckResult:
         return asdict(self)
 
 
-# One cheap, read-only call per AWS service, made to prove the service really answers.
+# One cheap, read-only call per AWS service, made to prove the service really responds.
 AWS_PROBES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "s3": ("s3", "list_buckets", {}),
     "secretsmanager": ("secretsmanager", "list_secrets", {"MaxResults": 1}),

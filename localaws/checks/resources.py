@@ -1,7 +1,7 @@
 """Resource checks of `invoke verify`: each playbook resource exists, is configured, and works.
 
 The playbooks run in check mode: a task that would change nothing proves the
-resource is configured as its playbook says. Then each resource that the
+resource is configured as its playbook describes. Then each resource that the
 application uses at run time gets one real call that proves it works.
 """
 

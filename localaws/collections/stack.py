@@ -78,7 +78,7 @@ def logs(c: Context, service: str | None = None, follow: bool = False, lines: in
 @task(help={"timeout": "Seconds to wait; default 60."})
 @reports_errors
 def wait(c: Context, timeout: float = 60.0) -> None:
-    """Wait until every service answers its health probe."""
+    """Wait until every service passes its health probe."""
     host.wait(load_settings(c), timeout, say)
 
 

@@ -239,7 +239,7 @@ def require_server(settings: Settings) -> None:
     """Raise ServiceError unless the selected server accepts connections on its socket and on TCP.
 
     The admin steps use the socket and the application uses TCP, so both
-    must work. The message says how to start the server or which process holds its port.
+    must work. The message explains how to start the server or which process holds its port.
     """
     folder = socket_dir(settings)
     port = settings.db_port

@@ -21,7 +21,7 @@ class Status(enum.StrEnum):
 class ModuleResult:
     """What one module call did.
 
-    `diff` holds `before` and `after` views of what the module manages, with
+    `diff` contains `before` and `after` views of what the module manages, with
     every secret value masked. `facts` is what `register:` stores for later
     tasks. In check mode, `changed` means "would change"; a module that cannot
     tell sets `check_unknown` and says why in `message`.

@@ -148,7 +148,7 @@ def stack_lock(settings: Settings, report: Report) -> Iterator[None]:
 
 
 def wait(settings: Settings, timeout: float, report: Report | None = None) -> list[ServiceStatus]:
-    """Wait until every service answers its probe; raise `ServiceError` naming those that do not."""
+    """Wait until every service passes its probe; raise `ServiceError` naming those that do not."""
     deadline = time.monotonic() + timeout
     while True:
         statuses = status(settings)
@@ -184,7 +184,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
         record = records.get(service.name)
         state = record["statename"] if record else "NOT STARTED"
         pid = record["pid"] if record and record["pid"] else None
-        # A program stays STARTING for supervisord's startsecs even when it already answers.
+        # A program stays STARTING for supervisord's startsecs even when it already responds.
         health = service.probe() if state in ("RUNNING", "STARTING") else None
         statuses.append(ServiceStatus(
             name=service.name,

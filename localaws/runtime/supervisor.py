@@ -153,7 +153,7 @@ class Supervisor:
             return False
 
     def start_daemon(self, timeout: float = 10.0) -> None:
-        """Start supervisord in the background and wait until it answers on its socket."""
+        """Start supervisord in the background and wait until it responds on its socket."""
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.paths.config)],
             capture_output=True, text=True, check=False,

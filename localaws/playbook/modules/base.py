@@ -32,7 +32,7 @@ class Argument:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the playbooks apply: the emulator (`local`) or a real AWS account (`aws`)."""
+    """Target of the playbooks: the emulator (`local`) or a real AWS account (`aws`)."""
 
     name: str
     region: str
@@ -44,7 +44,7 @@ class Target:
 
 @dataclass
 class ModuleContext:
-    """What a module may use besides its arguments."""
+    """Context of a module call: everything a module may use besides its arguments."""
 
     target: Target
     check_mode: bool
