@@ -23,6 +23,7 @@ from localaws.playbook.modules.s3 import S3Bucket
 from localaws.playbook.modules.secrets import Secret
 from localaws.playbook.modules.ses import SesIdentity
 from localaws.playbook.results import ModuleResult, Status
+from tests.unit.awshelpers import use_fake_aws
 
 REGION = "us-east-1"
 # A test value that must never appear in results.
@@ -71,13 +72,9 @@ class CallRecorder:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Fake credentials and moto's mock, so no request can reach AWS."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    use_fake_aws(monkeypatch, tmp_path, REGION)
     with mock_aws():
         # Loading moto's copy of the AWS managed policies made each test about 2 s slower when measured,
         # so the IAM case attaches this customer managed policy instead.

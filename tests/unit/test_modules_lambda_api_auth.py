@@ -22,6 +22,7 @@ from localaws.playbook.modules.base import MASK, ModuleContext, Target
 from localaws.playbook.modules.cognito import CognitoUserPool
 from localaws.playbook.modules.lambda_function import LambdaFunction
 from localaws.playbook.results import Status
+from tests.unit.awshelpers import use_fake_aws
 
 REGION = "us-east-1"
 HANDLER = '''import json
@@ -81,13 +82,9 @@ class Harness:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Fake credentials and moto's mock, so no request can reach AWS."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    use_fake_aws(monkeypatch, tmp_path, REGION)
     with mock_aws():
         yield
 

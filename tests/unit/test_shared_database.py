@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from shared import database
 from shared.secrets_client import SecretsClient
+from tests.unit.awshelpers import use_fake_aws
 
 REGION = "us-east-1"
 DATABASE_SECRET = "tutor-system/local/database"
@@ -98,13 +99,7 @@ class FakeServer:
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     """Give boto3 fake credentials, and start and end each test without a process connection."""
-    for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE", "DB_SECRET_NAME"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    use_fake_aws(monkeypatch, tmp_path, REGION, ["DB_SECRET_NAME"])
     monkeypatch.setenv("ENVIRONMENT", "local")
     database.close_connection()
     yield

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from shared.secrets_client import DatabaseInstanceError, SecretsClient
+from tests.unit.awshelpers import use_fake_aws
 
 REGION = "us-east-1"
 SECRET = "tutor-system/local/database"
@@ -22,14 +23,7 @@ SECRET_VALUE = {"engine": "postgres", "host": "127.0.0.1", "port": "5432", "dbna
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     """Fake credentials and moto's mock, with the database secret stored."""
-    for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_RDS",
-                     "AWS_PROFILE"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    use_fake_aws(monkeypatch, tmp_path, REGION)
     with mock_aws():
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=SECRET, SecretString=json.dumps(SECRET_VALUE))

@@ -25,6 +25,7 @@ from shared.secrets_client import (
     SecretsClient,
     SecretsUnavailableError,
 )
+from tests.unit.awshelpers import use_fake_aws
 
 REGION = "us-east-1"
 DATABASE_SECRET = "tutor-system/local/database"
@@ -74,13 +75,7 @@ class FakeClock:
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     """Give boto3 fake credentials and a region, and hide any endpoint or profile of the machine."""
-    for variable in CLEARED_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    use_fake_aws(monkeypatch, tmp_path, REGION, CLEARED_VARIABLES)
     secrets_client.reset_client()
     yield
     secrets_client.reset_client()
